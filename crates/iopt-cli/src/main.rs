@@ -1,0 +1,2 @@
+//! The `iopt` command-line tool.
+fn main() {}

@@ -1,0 +1,77 @@
+//! The one error type of the library: one variant per cause.
+
+/// Why an operation failed.
+///
+/// Every variant names one cause, so a caller (or a test) can tell them apart. Argument
+/// errors are detected before anything is changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The permissions grant neither read nor write.
+    #[error("prot grants neither read nor write")]
+    NoAccess,
+    /// The page size is not one this table can hold (see `Info::pgsize_bitmap`).
+    #[error("page size {0:#x} is not supported by this table")]
+    BadPageSize(u64),
+    /// The IOVA is not aligned to the page size.
+    #[error("iova {iova:#x} is not aligned to the page size {pgsize:#x}")]
+    UnalignedIova {
+        /// The IOVA given.
+        iova: u64,
+        /// The page size given.
+        pgsize: u64,
+    },
+    /// The physical address is not aligned to the page size.
+    #[error("paddr {paddr:#x} is not aligned to the page size {pgsize:#x}")]
+    UnalignedPaddr {
+        /// The physical address given.
+        paddr: u64,
+        /// The page size given.
+        pgsize: u64,
+    },
+    /// A page count of zero (or a zero length).
+    #[error("length is zero")]
+    ZeroLength,
+    /// `pgsize * pgcount`, or the end of the range, does not fit in 64 bits.
+    #[error("length overflows the address space")]
+    Overflow,
+    /// Part of the IOVA range lies outside the table's aperture.
+    #[error("iova range {iova:#x}..={last:#x} is outside the aperture")]
+    OutOfAperture {
+        /// First IOVA of the request.
+        iova: u64,
+        /// Last IOVA of the request.
+        last: u64,
+    },
+    /// The physical range goes beyond the output-address width.
+    #[error("paddr range ending at {last:#x} exceeds the {oa_bits}-bit output address size")]
+    PaddrTooLarge {
+        /// Last physical address of the request.
+        last: u64,
+        /// The table's output-address width.
+        oa_bits: u32,
+    },
+    /// Something is already mapped at this IOVA.
+    #[error("iova {0:#x} is already mapped")]
+    AddressInUse(u64),
+    /// No memory for a new table page.
+    #[error("out of memory for a table page")]
+    OutOfMemory,
+    /// The operation would split a large or contiguous mapping.
+    #[error("range would split the {size:#x}-byte mapping at {base:#x}")]
+    WouldSplit {
+        /// Base IOVA of the large or contiguous mapping.
+        base: u64,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// Nothing is mapped in the range.
+    #[error("nothing is mapped at iova {0:#x}")]
+    NotMapped(u64),
+    /// The configuration cannot be built; the message names the limit.
+    #[error("invalid configuration: {0}")]
+    BadConfig(&'static str),
+}
+
+/// Shorthand for `core::result::Result<T, iopt::Error>`.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

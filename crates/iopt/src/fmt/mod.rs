@@ -1,0 +1,1 @@
+//! The hardware formats. Each module is one format type implementing [`crate::Format`].

@@ -1,0 +1,147 @@
+//! The contract between the generic engine and a hardware format.
+//!
+//! A format is a type implementing [`Format`]: constants plus `#[inline]` entry
+//! encode/decode. It holds its configuration (granule, address widths, stage, ...)
+//! as plain fields, validated when it is constructed. It never loops over tables;
+//! all table walking lives in the engine, written once and monomorphised per format.
+//!
+//! # Levels
+//! Levels are numbered from the leaf end: level 0 holds the smallest pages (4 KiB for
+//! most formats) and the top table is at level `levels - 1`. (ARM numbers its levels the
+//! other way round; the ARM format converts where it reports hardware level numbers.)
+//!
+//! # Runs
+//! A mapping larger than one entry's span but smaller than the next level's is a *run*
+//! of `2^run_lg2` consecutive, naturally aligned entries at one level: ARM's contiguous
+//! hint, ARMv7's 16-entry large pages, AMD v1's size-encoded pages. Entry `i` of a run is
+//! `first + i * run_step(..)`: formats whose entries hold their own output address step by
+//! the item size; formats whose entries repeat one value step by 0.
+
+use crate::Prot;
+
+/// What an entry means, as far as the engine is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pte {
+    /// Not valid: nothing is mapped through this entry.
+    Empty,
+    /// Points to a table one level down, at physical address `pa`.
+    Table {
+        /// Physical address of the next-level table.
+        pa: u64,
+    },
+    /// A leaf: part of a mapping of `item << run_lg2` bytes whose first byte translates
+    /// to `pa` (the output address of the whole run, not of this entry).
+    Leaf {
+        /// Output address of the start of the run.
+        pa: u64,
+        /// log2 of the number of entries in the run (0 for a single entry).
+        run_lg2: u32,
+    },
+}
+
+/// Which part of the 64-bit IOVA space the table translates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaMode {
+    /// `0 ..= 2^va_bits - 1`.
+    Low,
+    /// The upper half only: `2^64 - 2^va_bits ..= 2^64 - 1` (ARM TTBR1).
+    High,
+    /// Sign-extended: both `0 ..= 2^(va_bits-1) - 1` and the same size at the top of the
+    /// 64-bit space (x86-64, RISC-V).
+    SignExtended,
+}
+
+/// Configuration words a driver programs into hardware, as name/value pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HwWords {
+    words: [(&'static str, u64); 8],
+    len: usize,
+}
+
+impl HwWords {
+    /// An empty list.
+    pub const fn new() -> Self {
+        HwWords {
+            words: [("", 0); 8],
+            len: 0,
+        }
+    }
+    /// Adds one word (at most 8; further words are a programming error in a format).
+    pub fn push(&mut self, name: &'static str, value: u64) {
+        assert!(self.len < self.words.len(), "too many hardware words");
+        self.words[self.len] = (name, value);
+        self.len += 1;
+    }
+    /// The words, in the order the format pushed them.
+    pub fn as_slice(&self) -> &[(&'static str, u64)] {
+        &self.words[..self.len]
+    }
+    /// The value of the word called `name`.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.as_slice()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
+    }
+}
+
+/// A hardware page-table format.
+///
+/// Implementations are small: geometry, and `#[inline]` encode/decode of single entries.
+/// The engine guarantees it only asks about levels `0 ..= top_level`, only passes output
+/// addresses aligned to the mapping size and within [`Format::oa_bits`], and only asks for
+/// leaves of sizes that [`Format::leaf_runs`] allows.
+pub trait Format: Sized + Send + Sync {
+    /// Short name, as used by the command line (`arm64-s1`, `amdv1`, ...).
+    const NAME: &'static str;
+    /// log2 of the entry size in bytes: 2 for 32-bit entries, 3 for 64-bit ones.
+    const ENTRY_LG2: u32;
+    /// The most levels any configuration of this format can have.
+    const MAX_LEVELS: u32;
+
+    /// Number of levels the table has when it is created.
+    fn levels(&self) -> u32;
+    /// Most levels the table may grow to (formats with a dynamic top); default: no growth.
+    #[inline]
+    fn max_levels(&self) -> u32 {
+        self.levels()
+    }
+    /// IOVA bits translated when the top table is at `top_level`.
+    fn va_bits(&self, top_level: u32) -> u32;
+    /// Which part of the IOVA space is translated.
+    #[inline]
+    fn va_mode(&self) -> VaMode {
+        VaMode::Low
+    }
+    /// Output (physical) address width in bits.
+    fn oa_bits(&self) -> u32;
+    /// log2 of the bytes one entry at `level` spans.
+    fn item_lg2(&self, level: u32) -> u32;
+    /// log2 of the number of entries in a table at `level` that is not the top table.
+    /// (The top table's entry count follows from [`Format::va_bits`].)
+    fn table_lg2(&self, level: u32) -> u32;
+    /// Smallest allocation for a table, log2 bytes (hardware alignment rules). Default 6.
+    #[inline]
+    fn min_table_bytes_lg2(&self) -> u32 {
+        6
+    }
+    /// Which runs a leaf may use at `level`: bit `c` set means a mapping of
+    /// `item << c` bytes written as `2^c` entries is allowed (bit 0: a single-entry leaf).
+    /// Zero: no leaves at this level.
+    fn leaf_runs(&self, level: u32) -> u32;
+
+    /// Decodes one entry read from a table at `level`.
+    fn decode(&self, level: u32, pte: u64) -> Pte;
+    /// The permissions of a leaf entry at `level` (as far as the format can express them).
+    fn leaf_prot(&self, level: u32, pte: u64) -> Prot;
+    /// Encodes an entry at `level` pointing to a next-level table at `table_pa`.
+    fn make_table(&self, level: u32, table_pa: u64) -> u64;
+    /// Encodes the first entry of a leaf run of `2^run_lg2` entries at `level` mapping
+    /// the output address `pa` with `prot`.
+    fn make_leaf(&self, level: u32, pa: u64, run_lg2: u32, prot: Prot) -> u64;
+    /// Added to an entry's raw value to get the next entry of the same run.
+    fn run_step(&self, level: u32, run_lg2: u32) -> u64;
+    /// The configuration words a driver programs for a table rooted at `root_pa` whose
+    /// top is at `top_level`.
+    fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords;
+}
