@@ -57,6 +57,15 @@ pub enum Error {
     /// No memory for a new table page.
     #[error("out of memory for a table page")]
     OutOfMemory,
+    /// The table memory handed out a table at a physical address the format cannot
+    /// point to (for example above 4 GiB for 32-bit descriptors).
+    #[error("table at physical address {pa:#x} is beyond the format's {bits}-bit reach")]
+    TableOutOfReach {
+        /// Physical address of the table.
+        pa: u64,
+        /// Address bits the format's descriptors hold.
+        bits: u32,
+    },
     /// The operation would split a large or contiguous mapping.
     #[error("range would split the {size:#x}-byte mapping at {base:#x}")]
     WouldSplit {

@@ -120,6 +120,12 @@ pub trait Format: Sized + Send + Sync {
     /// log2 of the number of entries in a table at `level` that is not the top table.
     /// (The top table's entry count follows from [`Format::va_bits`].)
     fn table_lg2(&self, level: u32) -> u32;
+    /// Physical address width a table may live in (descriptors and root registers hold
+    /// this many address bits). Default: [`Format::oa_bits`].
+    #[inline]
+    fn table_pa_bits(&self) -> u32 {
+        self.oa_bits()
+    }
     /// Smallest allocation for a table, log2 bytes (hardware alignment rules). Default 6.
     #[inline]
     fn min_table_bytes_lg2(&self) -> u32 {

@@ -1,4 +1,8 @@
 //! iopt: page tables for IOMMUs and GPU MMUs.
+//!
+//! One generic radix-tree engine ([`PageTable`]) serves every hardware format; a format
+//! ([`fmt`]) is a small type that only says how its entries are encoded. Table pages come
+//! from a [`mem::TableMemory`]; TLB invalidation goes through [`FlushOps`].
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -9,10 +13,17 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+mod flush;
 pub mod fmt;
 pub mod format;
+pub mod gather;
+pub mod mem;
 mod prot;
+mod table;
 
 pub use error::{Error, Result};
+pub use flush::{FlushOps, NoFlush};
 pub use format::{Format, HwWords, Pte, VaMode};
+pub use gather::Gather;
 pub use prot::Prot;
+pub use table::{Aperture, Info, PageTable, Translation};

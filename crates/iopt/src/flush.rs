@@ -1,0 +1,43 @@
+//! The operations a table needs from the hardware driver: TLB invalidation and, for
+//! formats whose top level can grow, the news of a new root.
+
+/// Callbacks into the driver that owns the hardware walking a table.
+///
+/// The engine calls these; it never decides on its own that a flush is unnecessary. A
+/// driver whose hardware caches nothing chooses [`NoFlush`] by name.
+pub trait FlushOps: Send + Sync {
+    /// Invalidate every cached translation and cached table walk of this table.
+    fn flush_all(&self);
+    /// Invalidate cached translations and cached table walks (intermediate entries) for
+    /// `[iova, iova + size)`, where the removed entries were at least `granule` in size.
+    /// `size` may be `0` to mean the whole 2^64 space.
+    fn flush_walk(&self, iova: u64, size: u64, granule: u64);
+    /// The table's top changed (dynamic-top formats only): the hardware must now be
+    /// given `root_pa` with `levels` levels. Called before the new top is used, under
+    /// the table's growth lock, so calls arrive in order.
+    fn top_changed(&self, root_pa: u64, levels: u32);
+}
+
+/// Flush operations that do nothing: for hardware that caches no translations, or for
+/// tables no hardware walks (tests, tools). Top changes are ignored too: read the root
+/// from [`crate::PageTable::info`] when you need it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFlush;
+
+impl FlushOps for NoFlush {
+    fn flush_all(&self) {}
+    fn flush_walk(&self, _iova: u64, _size: u64, _granule: u64) {}
+    fn top_changed(&self, _root_pa: u64, _levels: u32) {}
+}
+
+impl<T: FlushOps + ?Sized> FlushOps for &T {
+    fn flush_all(&self) {
+        (**self).flush_all()
+    }
+    fn flush_walk(&self, iova: u64, size: u64, granule: u64) {
+        (**self).flush_walk(iova, size, granule)
+    }
+    fn top_changed(&self, root_pa: u64, levels: u32) {
+        (**self).top_changed(root_pa, levels)
+    }
+}

@@ -1,0 +1,168 @@
+//! What an unmap leaves to do: the IOVA range to invalidate and the table pages to free
+//! once the invalidation has completed.
+
+use core::ptr::NonNull;
+
+/// A table page detached from the tree, waiting for the TLB invalidation before it may
+/// be freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetachedTable {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) size_lg2: u32,
+}
+
+// SAFETY: a detached table is owned by the gather that holds it; it is only freed through
+// the table it came from (checked by the owner id), so moving the handle across threads
+// is fine.
+unsafe impl Send for DetachedTable {}
+
+/// Capacity of the detached-table list without the `alloc` feature. When it is full,
+/// unmap leaves further fully-covered tables linked (empty) instead of detaching them;
+/// they are reclaimed by a later unmap or by teardown.
+pub const INLINE_TABLES: usize = 32;
+
+#[cfg(feature = "alloc")]
+type TableList = alloc::vec::Vec<DetachedTable>;
+
+#[cfg(not(feature = "alloc"))]
+#[derive(Debug)]
+struct TableList {
+    items: [Option<DetachedTable>; INLINE_TABLES],
+    len: usize,
+}
+
+#[cfg(not(feature = "alloc"))]
+impl TableList {
+    const fn new() -> Self {
+        TableList {
+            items: [None; INLINE_TABLES],
+            len: 0,
+        }
+    }
+    fn push(&mut self, t: DetachedTable) {
+        self.items[self.len] = Some(t);
+        self.len += 1;
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn pop(&mut self) -> Option<DetachedTable> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        self.items[self.len].take()
+    }
+}
+
+/// Collects the effects of one or more unmaps: the IOVA range whose translations must be
+/// invalidated, the smallest granule removed, and the table pages detached from the tree.
+///
+/// Detached pages are freed only by [`crate::PageTable::sync`], after the table's flush
+/// operations have run for the gathered range. A gather belongs to the table that first
+/// used it.
+#[derive(Debug)]
+pub struct Gather {
+    owner: u64,
+    start: u64,
+    last: u64,
+    granule: u64,
+    has_range: bool,
+    tables: TableList,
+}
+
+impl Default for Gather {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gather {
+    /// An empty gather.
+    pub const fn new() -> Self {
+        Gather {
+            owner: 0,
+            start: 0,
+            last: 0,
+            granule: 0,
+            has_range: false,
+            #[cfg(feature = "alloc")]
+            tables: alloc::vec::Vec::new(),
+            #[cfg(not(feature = "alloc"))]
+            tables: TableList::new(),
+        }
+    }
+
+    /// The gathered IOVA range, inclusive (`(first, last)`), if any.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        self.has_range.then_some((self.start, self.last))
+    }
+
+    /// The smallest leaf or table span removed (the invalidation granule), or 0.
+    pub fn granule(&self) -> u64 {
+        self.granule
+    }
+
+    /// Number of detached table pages waiting to be freed.
+    pub fn pending_tables(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// True if there is nothing to invalidate and nothing to free.
+    pub fn is_empty(&self) -> bool {
+        !self.has_range && self.tables.is_empty()
+    }
+
+    /// Adds `[iova, iova + size)` (size > 0) removed at `granule` to the range.
+    pub fn add_range(&mut self, iova: u64, size: u64, granule: u64) {
+        let last = iova.wrapping_add(size - 1);
+        if self.has_range {
+            self.start = self.start.min(iova);
+            self.last = self.last.max(last);
+            self.granule = self.granule.min(granule);
+        } else {
+            self.start = iova;
+            self.last = last;
+            self.granule = granule;
+            self.has_range = true;
+        }
+    }
+
+    pub(crate) fn bind(&mut self, owner: u64) {
+        if self.owner == 0 {
+            self.owner = owner;
+        }
+        assert_eq!(self.owner, owner, "a Gather was used with two different tables");
+    }
+
+    pub(crate) fn owner(&self) -> u64 {
+        self.owner
+    }
+
+    pub(crate) fn can_hold_table(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        {
+            true
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.tables.len() < INLINE_TABLES
+        }
+    }
+
+    pub(crate) fn push_table(&mut self, t: DetachedTable) {
+        self.tables.push(t);
+    }
+
+    pub(crate) fn pop_table(&mut self) -> Option<DetachedTable> {
+        self.tables.pop()
+    }
+
+    pub(crate) fn clear_range(&mut self) {
+        self.has_range = false;
+        self.granule = 0;
+    }
+}

@@ -1,0 +1,356 @@
+//! Where table pages come from, and what their physical addresses are.
+//!
+//! The engine writes physical addresses into table entries (that is what hardware walks)
+//! and needs the reverse to descend. A [`TableMemory`] provides both, allocates zeroed,
+//! naturally aligned tables, and counts what is in use.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Table-memory usage counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemStats {
+    /// Table pages (allocations) in use now.
+    pub pages: u64,
+    /// Most table pages in use at once.
+    pub peak_pages: u64,
+    /// Bytes of table memory in use now.
+    pub bytes: u64,
+    /// Most bytes in use at once.
+    pub peak_bytes: u64,
+}
+
+/// Page and byte counters shared by the memory implementations (lock-free).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pages: AtomicU64,
+    peak_pages: AtomicU64,
+    bytes: AtomicU64,
+    peak_bytes: AtomicU64,
+}
+
+impl Counters {
+    /// Zeroed counters.
+    pub const fn new() -> Self {
+        Counters {
+            pages: AtomicU64::new(0),
+            peak_pages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            peak_bytes: AtomicU64::new(0),
+        }
+    }
+    /// Records an allocation of `bytes`.
+    pub fn add(&self, bytes: u64) {
+        // Relaxed: these are statistics; no other memory is published through them.
+        let p = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_pages.fetch_max(p, Ordering::Relaxed);
+        let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak_bytes.fetch_max(b, Ordering::Relaxed);
+    }
+    /// Records a free of `bytes`.
+    pub fn sub(&self, bytes: u64) {
+        self.pages.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+    /// A snapshot.
+    pub fn stats(&self) -> MemStats {
+        MemStats {
+            pages: self.pages.load(Ordering::Relaxed),
+            peak_pages: self.peak_pages.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A source of table pages.
+///
+/// # Safety
+/// The engine trusts an implementation completely:
+/// - `alloc(size_lg2)` returns memory of `2^size_lg2` bytes, aligned to `2^size_lg2`,
+///   zero-filled, valid for reads and writes (including atomic ones) until it is passed to
+///   `free`, and not handed out again before then;
+/// - `virt_to_phys` and `phys_to_virt` are inverse for every live allocation, and the
+///   physical address is aligned like the pointer;
+/// - the methods may be called from several threads at once.
+pub unsafe trait TableMemory: Send + Sync {
+    /// Allocates a zeroed table of `2^size_lg2` bytes, aligned to its size; `None` when
+    /// out of memory.
+    fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>>;
+    /// Frees a table.
+    ///
+    /// # Safety
+    /// `ptr` came from `alloc(size_lg2)` on this object, is not freed yet, and nothing
+    /// (neither software nor the hardware walker) will access it again.
+    unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32);
+    /// The physical address of a live table.
+    fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64;
+    /// The table at physical address `pa`, which `virt_to_phys` returned for a live table.
+    fn phys_to_virt(&self, pa: u64) -> NonNull<u8>;
+    /// Usage counters.
+    fn stats(&self) -> MemStats;
+}
+
+/// Table pages from the global heap; physical address = virtual address (plain userspace,
+/// identity-mapped firmware).
+#[cfg(feature = "alloc")]
+#[derive(Debug, Default)]
+pub struct HeapMemory {
+    counters: Counters,
+}
+
+#[cfg(feature = "alloc")]
+impl HeapMemory {
+    /// A new heap source with zeroed counters.
+    pub const fn new() -> Self {
+        HeapMemory {
+            counters: Counters::new(),
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+fn table_layout(size_lg2: u32) -> core::alloc::Layout {
+    let size = 1usize << size_lg2;
+    // A power-of-two size is always a valid alignment, and size == align never overflows
+    // isize for the table sizes formats use (at most 64 KiB * 16).
+    core::alloc::Layout::from_size_align(size, size).expect("table layout")
+}
+
+// SAFETY: `alloc_zeroed` with a size-aligned layout gives zeroed, aligned memory that
+// stays valid until `dealloc`; the identity mapping is trivially inverse; the global
+// allocator and the atomic counters are thread-safe.
+#[cfg(feature = "alloc")]
+unsafe impl TableMemory for HeapMemory {
+    fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
+        let layout = table_layout(size_lg2);
+        // SAFETY: the layout has a non-zero size.
+        let p = NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
+        self.counters.add(layout.size() as u64);
+        Some(p)
+    }
+    unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
+        let layout = table_layout(size_lg2);
+        self.counters.sub(layout.size() as u64);
+        // SAFETY: the caller guarantees `ptr` came from `alloc` with this size, hence
+        // from `alloc_zeroed` with this layout, and is freed once.
+        unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
+    }
+    fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
+        ptr.as_ptr() as usize as u64
+    }
+    fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
+        NonNull::new(pa as usize as *mut u8).expect("table at physical address 0")
+    }
+    fn stats(&self) -> MemStats {
+        self.counters.stats()
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use arena::ArenaMemory;
+
+#[cfg(feature = "alloc")]
+mod arena {
+    use super::{Counters, MemStats, NonNull, TableMemory, table_layout};
+    use alloc::vec::Vec;
+
+    /// Free lists and the bump pointer of an arena.
+    #[derive(Debug)]
+    struct State {
+        /// Offset of the first never-used byte.
+        bump: usize,
+        /// Free blocks, by log2 size: offsets into the buffer.
+        free: [Vec<usize>; 24],
+    }
+
+    /// One contiguous buffer of simulated physical memory starting at a chosen base
+    /// address; tables are carved from it, and the whole buffer can be read back as a
+    /// byte image (a memory dump of the table pages).
+    ///
+    /// Freed tables are zeroed, so the image of a table that went back to an earlier
+    /// state is byte-identical to the earlier image.
+    ///
+    /// ```
+    /// use iopt::mem::{ArenaMemory, TableMemory};
+    /// let arena = ArenaMemory::new(0x8000_0000, 1 << 20);
+    /// let t = arena.alloc(12).unwrap();
+    /// assert_eq!(arena.virt_to_phys(t), 0x8000_0000);
+    /// assert_eq!(arena.stats().pages, 1);
+    /// ```
+    #[derive(Debug)]
+    pub struct ArenaMemory {
+        base_pa: u64,
+        buf: NonNull<u8>,
+        capacity: usize,
+        state: spin::Mutex<State>,
+        counters: Counters,
+    }
+
+    // SAFETY: the buffer is owned by the arena; all shared mutation goes through the
+    // mutex (allocation state) or through table entries, which the engine accesses
+    // atomically.
+    unsafe impl Send for ArenaMemory {}
+    // SAFETY: as above.
+    unsafe impl Sync for ArenaMemory {}
+
+    /// Largest alignment the buffer itself gets (tables up to this size are naturally
+    /// aligned in physical and virtual addresses when `base_pa` is aligned to it).
+    const BUF_ALIGN_LG2: u32 = 16;
+
+    impl ArenaMemory {
+        /// An arena of `capacity` bytes whose first byte has physical address `base_pa`.
+        ///
+        /// # Panics
+        /// If `base_pa` is not 64 KiB aligned, `capacity` is zero or not a multiple of
+        /// 64 KiB... rounded up to 64 KiB, or the host cannot allocate the buffer.
+        pub fn new(base_pa: u64, capacity: usize) -> Self {
+            assert!(
+                base_pa.trailing_zeros() >= BUF_ALIGN_LG2,
+                "arena base must be 64 KiB aligned"
+            );
+            let capacity = capacity.max(1).next_multiple_of(1 << BUF_ALIGN_LG2);
+            let layout =
+                core::alloc::Layout::from_size_align(capacity, 1 << BUF_ALIGN_LG2).expect("arena layout");
+            // SAFETY: non-zero size.
+            let buf = NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })
+                .expect("arena allocation failed");
+            ArenaMemory {
+                base_pa,
+                buf,
+                capacity,
+                state: spin::Mutex::new(State {
+                    bump: 0,
+                    free: Default::default(),
+                }),
+                counters: Counters::new(),
+            }
+        }
+
+        /// Physical address of the first byte.
+        pub fn base_pa(&self) -> u64 {
+            self.base_pa
+        }
+
+        /// Size of the buffer in bytes.
+        pub fn capacity(&self) -> usize {
+            self.capacity
+        }
+
+        /// A copy of the whole buffer (the physical memory image). Take it while no
+        /// operation is running on a table that uses this arena.
+        pub fn image(&self) -> Vec<u8> {
+            let mut v = alloc::vec![0u8; self.capacity];
+            // SAFETY: the buffer is `capacity` bytes long and live for `self`'s lifetime;
+            // the caller promises no concurrent writer, so a plain copy reads settled bytes.
+            unsafe { core::ptr::copy_nonoverlapping(self.buf.as_ptr(), v.as_mut_ptr(), self.capacity) };
+            v
+        }
+
+        /// Reads one 64-bit little-endian word at physical address `pa` (for tools that
+        /// walk an image), or `None` outside the arena.
+        pub fn read_u64(&self, pa: u64) -> Option<u64> {
+            let off = usize::try_from(pa.checked_sub(self.base_pa)?).ok()?;
+            if off % 8 != 0 || off + 8 > self.capacity {
+                return None;
+            }
+            // SAFETY: in bounds and 8-byte aligned (the buffer is 64 KiB aligned); the
+            // engine writes entries with atomics, so an atomic read never races UB.
+            let a = unsafe { &*(self.buf.as_ptr().add(off) as *const core::sync::atomic::AtomicU64) };
+            Some(a.load(core::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    impl Drop for ArenaMemory {
+        fn drop(&mut self) {
+            let layout = core::alloc::Layout::from_size_align(self.capacity, 1 << BUF_ALIGN_LG2)
+                .expect("arena layout");
+            // SAFETY: allocated in `new` with this layout, freed once.
+            unsafe { alloc::alloc::dealloc(self.buf.as_ptr(), layout) }
+        }
+    }
+
+    // SAFETY: blocks are carved at offsets aligned to their size from a buffer aligned to
+    // 64 KiB (and `base_pa` is 64 KiB aligned), so virtual and physical alignment agree
+    // for every table size up to 64 KiB; larger blocks are aligned by offset, which
+    // `alloc` checks against the base. Blocks are zero on hand-out (zeroed on free, and
+    // the buffer starts zeroed); the free lists never hold a live block.
+    unsafe impl TableMemory for ArenaMemory {
+        fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
+            let size = table_layout(size_lg2).size();
+            let align_ok = size_lg2 <= BUF_ALIGN_LG2
+                || (self.base_pa.trailing_zeros() >= size_lg2);
+            if !align_ok || size_lg2 as usize >= 24 {
+                return None;
+            }
+            let off = {
+                let mut st = self.state.lock();
+                if let Some(off) = st.free[size_lg2 as usize].pop() {
+                    off
+                } else {
+                    let off = st.bump.next_multiple_of(size);
+                    if off.checked_add(size)? > self.capacity {
+                        return None;
+                    }
+                    // The alignment gap goes to the free lists so it is not lost.
+                    let mut gap = st.bump;
+                    while gap < off {
+                        let lg2 = gap.trailing_zeros().min((off - gap).ilog2());
+                        st.free[lg2 as usize].push(gap);
+                        gap += 1 << lg2;
+                    }
+                    st.bump = off + size;
+                    off
+                }
+            };
+            self.counters.add(size as u64);
+            // SAFETY: `off + size <= capacity`, so the pointer stays in the buffer.
+            Some(unsafe { NonNull::new_unchecked(self.buf.as_ptr().add(off)) })
+        }
+
+        unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
+            let size = 1usize << size_lg2;
+            let off = ptr.as_ptr() as usize - self.buf.as_ptr() as usize;
+            // SAFETY: the caller guarantees the block is ours, live, and unused from now
+            // on, so zeroing its `size` bytes touches nothing anyone else reads.
+            unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+            self.state.lock().free[size_lg2 as usize].push(off);
+            self.counters.sub(size as u64);
+        }
+
+        fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
+            self.base_pa + (ptr.as_ptr() as usize - self.buf.as_ptr() as usize) as u64
+        }
+
+        fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
+            let off = (pa - self.base_pa) as usize;
+            assert!(off < self.capacity, "physical address outside the arena");
+            // SAFETY: in bounds (checked above).
+            unsafe { NonNull::new_unchecked(self.buf.as_ptr().add(off)) }
+        }
+
+        fn stats(&self) -> MemStats {
+            self.counters.stats()
+        }
+    }
+}
+
+// SAFETY: forwards to `T`, which upholds the contract.
+unsafe impl<T: TableMemory + ?Sized> TableMemory for &T {
+    fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
+        (**self).alloc(size_lg2)
+    }
+    unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
+        // SAFETY: the caller's guarantee is passed on.
+        unsafe { (**self).free(ptr, size_lg2) }
+    }
+    fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
+        (**self).virt_to_phys(ptr)
+    }
+    fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
+        (**self).phys_to_virt(pa)
+    }
+    fn stats(&self) -> MemStats {
+        (**self).stats()
+    }
+}
