@@ -1,1 +1,3 @@
 //! The hardware formats. Each module is one format type implementing [`crate::Format`].
+pub mod amdv1;
+pub mod x86_64;
