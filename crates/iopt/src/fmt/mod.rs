@@ -1,2 +1,4 @@
 //! The hardware formats. Each module is one format type implementing [`crate::Format`].
+pub mod amdv1;
 pub mod armv7s;
+pub mod x86_64;

@@ -1,0 +1,262 @@
+//! x86-64 4-level and 5-level paging, as used by the VT-d first stage and by AMD IOMMU
+//! v2 (guest) page tables (Intel SDM Vol. 3 "4-Level Paging and 5-Level Paging"; VT-d
+//! specification "First-Stage Paging Entries"; AMD IOMMU specification "I/O Page
+//! Tables for Guest Translations"; Linux `drivers/iommu/generic_pt/fmt/x86_64.h`).
+//!
+//! # Geometry
+//! Every table is one 4 KiB page of 512 eight-byte entries. Level 0 is the page table
+//! (PTEs, 4 KiB), level 1 the page directory (PDEs, 2 MiB), level 2 the page-directory
+//! pointer table (PDPTEs, 1 GiB), level 3 the PML4 (512 GiB) and level 4 the PML5
+//! (256 TiB). Four levels translate 48 IOVA bits, five levels 57.
+//!
+//! By default the IOVA space is sign-extended, like a CPU's canonical addresses (what
+//! the VT-d first stage needs): the lower half `0 ..= 2^47 - 1` (or `2^56 - 1`) and the
+//! same size at the top of the 64-bit space. With [`X86_64Config::sign_extend`] off
+//! the table only translates the lower 47 (or 56) bits, as Linux's AMD driver does so
+//! that one table works both on PASID 0 (where AMD hardware does not sign-extend) and
+//! on other PASIDs.
+//!
+//! # Entries
+//! | bit   | name | use here                                                  |
+//! |-------|------|-----------------------------------------------------------|
+//! | 0     | P    | present                                                   |
+//! | 1     | R/W  | writable (`WRITE`); tables always have it                 |
+//! | 2     | U/S  | user; Linux sets it in every entry                        |
+//! | 3, 4  | PWT, PCD | never set (Linux ignores `CACHE` and `MMIO`)          |
+//! | 5     | A    | accessed; Linux presets it in every entry                 |
+//! | 6     | D    | dirty; Linux presets it in writable leaves                |
+//! | 7     | PS   | page size: set in 2 MiB and 1 GiB leaves                  |
+//! | 51:12 | address | table or page address                                  |
+//! | 63    | XD   | execute disable; never set (Linux ignores `NOEXEC`)       |
+//!
+//! Table entries are `P | R/W | U/S | A | address` (`0x27 | pa`). Leaves are
+//! `P | U/S | A | address`, plus `R/W | D` for `WRITE` and `PS` above level 0. Reads
+//! are always allowed by a present entry, so `WRITE` alone maps read-write.
+//! [`Format::leaf_prot`] reports `READ`, `WRITE` if R/W, `NOEXEC` if XD and `PRIV` if
+//! U/S is clear.
+//!
+//! Leaves exist at levels 0..=2 only (4 KiB, 2 MiB, 1 GiB; no 512 GiB pages), one
+//! entry each: there are no contiguous runs.
+//!
+//! With [`X86_64Config::sme_c_bit`] (AMD memory encryption), the C-bit is set in every
+//! table entry and leaf (Linux does not exempt `MMIO` leaves in this format) and in the
+//! root pointer.
+//!
+//! Not implemented: 3-level (39-bit) tables (Linux can build them for small IOVA
+//! widths, but neither IOMMU uses them), PAT/PCD/PWT memory types, the global bit,
+//! protection keys, and an option not to preset A/D (Linux has none).
+
+use crate::format::{Format, HwWords, Pte, VaMode};
+use crate::{Error, Prot, Result};
+
+/// Present.
+const P: u64 = 1 << 0;
+/// Writable.
+const RW: u64 = 1 << 1;
+/// User/supervisor: set means user accesses are allowed.
+const US: u64 = 1 << 2;
+/// Accessed.
+const A: u64 = 1 << 5;
+/// Dirty.
+const D: u64 = 1 << 6;
+/// Page size (PDE and PDPTE only).
+const PS: u64 = 1 << 7;
+/// Address field, bits 51:12.
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Execute disable.
+const XD: u64 = 1 << 63;
+
+/// log2 of the smallest page and of every table's size in bytes.
+const PAGE_LG2: u32 = 12;
+/// log2 of the entries in a table.
+const TABLE_LG2: u32 = 9;
+/// Highest level that can hold a leaf (the PDPTE, 1 GiB).
+const MAX_LEAF_LEVEL: u32 = 2;
+
+/// Configuration of an [`X86_64`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct X86_64Config {
+    /// Levels, 4 or 5. Default 4.
+    pub levels: u32,
+    /// Output (physical) address width, 32..=52. Default 52.
+    pub oa_bits: u32,
+    /// Sign-extended IOVA space (48 or 57 bits, lower and upper halves), as the VT-d
+    /// first stage uses it. When `false`, only the lower 47 or 56 bits are translated,
+    /// as Linux's AMD v2 driver does. Default `true`.
+    pub sign_extend: bool,
+    /// AMD memory encryption (SME) C-bit position, if the table memory is encrypted.
+    /// Must lie in `oa_bits..=51`. Default `None`.
+    pub sme_c_bit: Option<u32>,
+}
+
+impl Default for X86_64Config {
+    fn default() -> Self {
+        X86_64Config {
+            levels: 4,
+            oa_bits: 52,
+            sign_extend: true,
+            sme_c_bit: None,
+        }
+    }
+}
+
+/// The x86-64 4/5-level page table format (`x86-64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct X86_64 {
+    levels: u32,
+    oa_bits: u32,
+    sign_extend: bool,
+    /// The C-bit mask, or 0.
+    c_bit: u64,
+}
+
+impl X86_64 {
+    /// Validates `cfg` and builds the format.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] naming the violated limit.
+    pub fn new(cfg: X86_64Config) -> Result<Self> {
+        if !(4..=5).contains(&cfg.levels) {
+            return Err(Error::BadConfig("levels must be 4 or 5"));
+        }
+        if !(32..=52).contains(&cfg.oa_bits) {
+            return Err(Error::BadConfig("oa_bits must be 32..=52"));
+        }
+        let c_bit = match cfg.sme_c_bit {
+            None => 0,
+            Some(b) if b >= cfg.oa_bits && b <= 51 => 1u64 << b,
+            Some(_) => return Err(Error::BadConfig("sme_c_bit must be oa_bits..=51")),
+        };
+        Ok(X86_64 {
+            levels: cfg.levels,
+            oa_bits: cfg.oa_bits,
+            sign_extend: cfg.sign_extend,
+            c_bit,
+        })
+    }
+}
+
+impl Format for X86_64 {
+    const NAME: &'static str = "x86-64";
+    const ENTRY_LG2: u32 = 3;
+    const MAX_LEVELS: u32 = 5;
+
+    #[inline]
+    fn levels(&self) -> u32 {
+        self.levels
+    }
+
+    /// 48 or 57 bits when sign-extended (the sign bit included), 47 or 56 otherwise.
+    #[inline]
+    fn va_bits(&self, top_level: u32) -> u32 {
+        let full = PAGE_LG2 + TABLE_LG2 * (top_level + 1);
+        if self.sign_extend { full } else { full - 1 }
+    }
+
+    #[inline]
+    fn va_mode(&self) -> VaMode {
+        if self.sign_extend {
+            VaMode::SignExtended
+        } else {
+            VaMode::Low
+        }
+    }
+
+    #[inline]
+    fn oa_bits(&self) -> u32 {
+        self.oa_bits
+    }
+
+    #[inline]
+    fn item_lg2(&self, level: u32) -> u32 {
+        PAGE_LG2 + TABLE_LG2 * level
+    }
+
+    #[inline]
+    fn table_lg2(&self, _level: u32) -> u32 {
+        TABLE_LG2
+    }
+
+    /// Every table, including the top, is a whole 4 KiB page (CR3, the VT-d PASID
+    /// entry and the AMD GCR3 entry hold a 4 KiB-aligned address).
+    #[inline]
+    fn min_table_bytes_lg2(&self) -> u32 {
+        PAGE_LG2
+    }
+
+    #[inline]
+    fn leaf_runs(&self, level: u32) -> u32 {
+        if level <= MAX_LEAF_LEVEL && self.item_lg2(level) < self.oa_bits {
+            1
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn decode(&self, level: u32, pte: u64) -> Pte {
+        if pte & P == 0 {
+            return Pte::Empty;
+        }
+        let addr = pte & ADDR_MASK & !self.c_bit;
+        if level == 0 || (level <= MAX_LEAF_LEVEL && pte & PS != 0) {
+            // Address bits below the page size (PAT at bit 12 in large pages) are not
+            // part of the output address.
+            Pte::Leaf {
+                pa: addr & !((1u64 << self.item_lg2(level)) - 1),
+                run_lg2: 0,
+            }
+        } else {
+            Pte::Table { pa: addr }
+        }
+    }
+
+    #[inline]
+    fn leaf_prot(&self, _level: u32, pte: u64) -> Prot {
+        let mut prot = Prot::READ;
+        if pte & RW != 0 {
+            prot |= Prot::WRITE;
+        }
+        if pte & XD != 0 {
+            prot |= Prot::NOEXEC;
+        }
+        if pte & US == 0 {
+            prot |= Prot::PRIV;
+        }
+        prot
+    }
+
+    #[inline]
+    fn make_table(&self, _level: u32, table_pa: u64) -> u64 {
+        P | RW | US | A | (table_pa & ADDR_MASK) | self.c_bit
+    }
+
+    #[inline]
+    fn make_leaf(&self, level: u32, pa: u64, _run_lg2: u32, prot: Prot) -> u64 {
+        let mut pte = P | US | A | (pa & ADDR_MASK) | self.c_bit;
+        if prot.contains(Prot::WRITE) {
+            pte |= RW | D;
+        }
+        if level != 0 {
+            pte |= PS;
+        }
+        pte
+    }
+
+    /// No runs; each entry holds its own address, so the step is the entry size.
+    #[inline]
+    fn run_step(&self, level: u32, _run_lg2: u32) -> u64 {
+        1u64 << self.item_lg2(level)
+    }
+
+    /// `CR3`: the root table's address (the VT-d PASID entry's first-stage pointer, or
+    /// AMD's GCR3 table entry), with the C-bit when the tables are encrypted. `FLPM`:
+    /// the VT-d PASID entry's first-stage paging mode (AMD's guest paging mode uses the
+    /// same values): 0 for 4 levels, 1 for 5 levels.
+    fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords {
+        let mut w = HwWords::new();
+        w.push("CR3", root_pa | self.c_bit);
+        w.push("FLPM", u64::from(top_level.saturating_sub(3)));
+        w
+    }
+}
