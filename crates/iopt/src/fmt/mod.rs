@@ -1,4 +1,5 @@
 //! The hardware formats. Each module is one format type implementing [`crate::Format`].
 pub mod amdv1;
+pub mod arm_lpae;
 pub mod armv7s;
 pub mod x86_64;

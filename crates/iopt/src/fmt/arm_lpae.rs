@@ -1,0 +1,594 @@
+//! ARM64 long-descriptor (LPAE / VMSAv8-64) translation tables, stage 1 and stage 2.
+//!
+//! This is the format of Linux's `io-pgtable-arm.c` (`ARM_64_LPAE_S1`, `ARM_64_LPAE_S2`),
+//! used by the Arm SMMU (v1/v2 context banks, v3 context descriptors and stream table
+//! entries) and by many other IOMMUs that reuse the CPU's page-table format.
+//!
+//! # Geometry
+//! Entries are 64 bits. A table is one granule (4, 16 or 64 KiB), so each level resolves
+//! 9, 11 or 13 address bits. Level 0 here (ARM level 3) holds pages; blocks exist at
+//! ARM level 2 and 1 with the 4K granule (2 MiB, 1 GiB) and at ARM level 2 with the
+//! 16K (32 MiB) and 64K (512 MiB) granules. The 4 TiB blocks of the 64K granule need a
+//! 52-bit output address and are not supported.
+//!
+//! Stage 1 uses as many levels as the input size needs. Stage 2 may instead start one
+//! level lower with up to 16 *concatenated* tables at the top (see [`ArmLpae::new`]).
+//!
+//! # Contiguous hint
+//! With [`ArmLpaeConfig::contiguous`], a leaf may be written as a naturally aligned run
+//! of entries that all carry the contiguous bit (bit 52); each entry keeps its own output
+//! address. Run lengths (Arm ARM, "The Contiguous bit"): 4K granule 16 entries at every
+//! leaf level (64 KiB, 32 MiB, 16 GiB); 16K granule 128 pages (2 MiB) or 32 blocks
+//! (1 GiB); 64K granule 32 pages (2 MiB) or 32 blocks (16 GiB).
+//!
+//! # Permissions
+//! [`Prot`] is encoded as `arm_lpae_prot_to_pte()` does:
+//! - stage 1: AF, nG, AP\[2\] (read-only) when `READ` without `WRITE`, AP\[1\]
+//!   (unprivileged access) unless `PRIV`, AttrIndx 2 (device) for `MMIO`, 1 (write-back)
+//!   for `CACHE`, else 0 (non-cacheable) in the MAIR layout of [`ArmLpae::MAIR`];
+//!   inner-shareable for `CACHE`, outer-shareable otherwise; UXN and PXN for `NOEXEC`;
+//!   NS when [`ArmLpaeConfig::ns`].
+//!   A write-only mapping cannot be expressed and becomes read-write.
+//! - stage 2: AF, S2AP read (bit 6) / write (bit 7), MemAttr device-nGnRE for `MMIO`,
+//!   outer+inner write-back for `CACHE`, else non-cacheable; the same shareability and XN
+//!   rule. `PRIV` has no stage-2 meaning and is ignored.
+
+use crate::format::{Format, HwWords, Pte, VaMode};
+use crate::{Error, Prot};
+
+/// Which translation stage the table is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Stage 1: virtual (IOVA) to intermediate/physical address, AP/AttrIndx attributes.
+    S1,
+    /// Stage 2: intermediate physical to physical address, S2AP/MemAttr attributes.
+    S2,
+}
+
+/// The translation granule: the page size and the size of every non-top table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granule {
+    /// 4 KiB pages; 512 entries per table.
+    K4,
+    /// 16 KiB pages; 2048 entries per table.
+    K16,
+    /// 64 KiB pages; 8192 entries per table.
+    K64,
+}
+
+impl Granule {
+    /// log2 of the granule size in bytes (12, 14 or 16).
+    #[inline]
+    pub const fn lg2(self) -> u32 {
+        match self {
+            Granule::K4 => 12,
+            Granule::K16 => 14,
+            Granule::K64 => 16,
+        }
+    }
+}
+
+/// Configuration of an [`ArmLpae`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArmLpaeConfig {
+    /// Stage 1 or stage 2.
+    pub stage: Stage,
+    /// Translation granule.
+    pub granule: Granule,
+    /// Input address size in bits, 32..=48 (TCR.T0SZ / VTCR.T0SZ = 64 - ias).
+    pub ias: u32,
+    /// Output address size in bits: 32, 36, 40, 42, 44 or 48 (the TCR.IPS / VTCR.PS
+    /// encodings).
+    pub oas: u32,
+    /// Allow leaves written as contiguous-hint runs.
+    pub contiguous: bool,
+    /// The IOMMU's table walks are cache coherent: walks are inner-shareable write-back
+    /// (TCR/VTCR SH=IS, IRGN=ORGN=WBWA) instead of outer-shareable non-cacheable.
+    pub coherent_walk: bool,
+    /// Stage 1 only: the table translates the upper half of the address space through
+    /// TTBR1 ([`VaMode::High`]); the TCR word then programs T1SZ/IRGN1/ORGN1/SH1/TG1 and
+    /// disables TTBR0 walks with EPD0.
+    pub ttbr1: bool,
+    /// Stage 1 only: set NS in leaves and NSTable in table entries (Linux's
+    /// `IO_PGTABLE_QUIRK_ARM_NS`).
+    pub ns: bool,
+}
+
+impl Default for ArmLpaeConfig {
+    /// Stage 1, 4K granule, 48-bit input and output, contiguous hints allowed, coherent
+    /// walks, TTBR0, secure-state attribute bits off.
+    fn default() -> Self {
+        ArmLpaeConfig {
+            stage: Stage::S1,
+            granule: Granule::K4,
+            ias: 48,
+            oas: 48,
+            contiguous: true,
+            coherent_walk: true,
+            ttbr1: false,
+            ns: false,
+        }
+    }
+}
+
+/// The ARM64 LPAE format; see the [module documentation](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArmLpae {
+    cfg: ArmLpaeConfig,
+    /// log2 of the granule (the page size).
+    pg_shift: u32,
+    /// Address bits resolved by one full table: `pg_shift - 3`.
+    bits_per_level: u32,
+    /// Number of levels, after any stage-2 concatenation.
+    levels: u32,
+}
+
+// Descriptor bits (Arm ARM D8 "Translation table descriptor formats"; io-pgtable-arm.c).
+const DESC_VALID: u64 = 1 << 0;
+const DESC_TYPE_MASK: u64 = 0b11;
+/// Bits[1:0] of a table descriptor (ARM levels 0..2) and of a page (ARM level 3).
+const DESC_TYPE_TABLE_OR_PAGE: u64 = 0b11;
+/// Bits[1:0] of a block descriptor (ARM levels 1, 2).
+const DESC_TYPE_BLOCK: u64 = 0b01;
+/// Stage 1 AttrIndx[2:0] at bits 4:2.
+const S1_ATTRIDX_SHIFT: u32 = 2;
+const S1_ATTRIDX_MASK: u64 = 0b111 << S1_ATTRIDX_SHIFT;
+/// Stage 1 NS (leaf).
+const S1_NS: u64 = 1 << 5;
+/// Stage 1 AP\[1\]: EL0 (unprivileged) access allowed.
+const S1_AP_UNPRIV: u64 = 1 << 6;
+/// Stage 1 AP\[2\]: read-only.
+const S1_AP_RDONLY: u64 = 1 << 7;
+/// Stage 2 S2AP\[0\]: read allowed.
+const S2_AP_READ: u64 = 1 << 6;
+/// Stage 2 S2AP\[1\]: write allowed.
+const S2_AP_WRITE: u64 = 1 << 7;
+/// Stage 2 MemAttr[3:0] at bits 5:2.
+const S2_MEMATTR_SHIFT: u32 = 2;
+const S2_MEMATTR_MASK: u64 = 0xf << S2_MEMATTR_SHIFT;
+/// MemAttr: Device-nGnRE.
+const S2_MEMATTR_DEVICE: u64 = 0x1;
+/// MemAttr: Normal, outer and inner write-back cacheable.
+const S2_MEMATTR_WB: u64 = 0xf;
+/// MemAttr: Normal, outer and inner non-cacheable.
+const S2_MEMATTR_NC: u64 = 0x5;
+/// Shareability SH[1:0] at bits 9:8.
+const SH_SHIFT: u32 = 8;
+const SH_MASK: u64 = 0b11 << SH_SHIFT;
+const SH_OUTER: u64 = 0b10;
+const SH_INNER: u64 = 0b11;
+/// Access flag.
+const DESC_AF: u64 = 1 << 10;
+/// Stage 1 not-global.
+const S1_NG: u64 = 1 << 11;
+/// Contiguous hint.
+const DESC_CONT: u64 = 1 << 52;
+/// PXN (stage 1) / XN\[0\] (stage 2).
+const DESC_PXN: u64 = 1 << 53;
+/// UXN or XN (stage 1) / XN\[1\] (stage 2).
+const DESC_UXN: u64 = 1 << 54;
+/// NSTable in table descriptors.
+const TABLE_NSTABLE: u64 = 1 << 63;
+/// Output address bits [47:0] of a descriptor (52-bit addresses are not supported).
+const OA_MASK: u64 = (1 << 48) - 1;
+
+// io-pgtable-arm's MAIR indices.
+const MAIR_IDX_NC: u64 = 0;
+const MAIR_IDX_CACHE: u64 = 1;
+const MAIR_IDX_DEV: u64 = 2;
+
+// TCR_EL1 / VTCR_EL2 fields.
+const TCR_EPD0: u64 = 1 << 7;
+const TCR_EPD1: u64 = 1 << 23;
+const TCR_IRGN_SHIFT: u32 = 8;
+const TCR_ORGN_SHIFT: u32 = 10;
+const TCR_SH_SHIFT: u32 = 12;
+const TCR_TG_SHIFT: u32 = 14;
+/// Offset of the TTBR1 half (T1SZ, IRGN1, ...) from the TTBR0 half.
+const TCR_HALF1_SHIFT: u32 = 16;
+const TCR_IPS_SHIFT: u32 = 32;
+const TCR_RGN_NC: u64 = 0;
+const TCR_RGN_WBWA: u64 = 1;
+const VTCR_SL0_SHIFT: u32 = 6;
+const VTCR_PS_SHIFT: u32 = 16;
+const VTCR_RES1: u64 = 1 << 31;
+
+/// Most tables a stage-2 top level may concatenate.
+const S2_MAX_CONCAT_LG2: u32 = 4;
+
+impl ArmLpae {
+    /// The MAIR value that goes with stage-1 tables: attribute 0 normal non-cacheable
+    /// (0x44), 1 normal write-back read/write-allocate (0xff), 2 Device-nGnRE (0x04),
+    /// 3 inner non-cacheable / outer write-back (0xf4), as io-pgtable-arm programs it.
+    pub const MAIR: u64 = 0x44 | (0xff << 8) | (0x04 << 16) | (0xf4 << 24);
+
+    /// Builds the format, checking the configuration.
+    ///
+    /// Stage 1 uses `ceil((ias - granule_bits) / bits_per_level)` levels. Stage 2 then
+    /// removes the top level by concatenating up to 16 tables one level down when:
+    /// - the walk would start at ARM level 0 and its top table would have at most 16
+    ///   entries (io-pgtable-arm's rule to shorten stage-2 walks), or
+    /// - the architecture forbids that start level for this granule and output size
+    ///   (Arm ARM stage-2 start-level rules, Linux `arm_lpae_concat_mandatory()`):
+    ///   4K from level 0 needs oas >= 44; 16K never starts at level 0 and needs
+    ///   oas > 40 to start at level 1; 64K needs oas > 42 to start at level 1.
+    ///
+    /// # Errors
+    /// [`Error::BadConfig`] when `ias` is not 32..=48, `oas` is not 32..=48 or not one of
+    /// the encodable sizes, `ttbr1` or `ns` is asked of a stage-2 table, or a stage-2
+    /// start level is forbidden and concatenation would need more than 16 tables.
+    pub fn new(cfg: ArmLpaeConfig) -> Result<Self, Error> {
+        if !(32..=48).contains(&cfg.ias) {
+            return Err(Error::BadConfig("ias must be 32..=48"));
+        }
+        if !(32..=48).contains(&cfg.oas) {
+            return Err(Error::BadConfig("oas must be 32..=48"));
+        }
+        if ps_encoding(cfg.oas).is_none() {
+            return Err(Error::BadConfig(
+                "oas must be 32, 36, 40, 42, 44 or 48 (the TCR.IPS / VTCR.PS encodings)",
+            ));
+        }
+        if cfg.stage == Stage::S2 && cfg.ttbr1 {
+            return Err(Error::BadConfig("ttbr1 is a stage 1 option"));
+        }
+        if cfg.stage == Stage::S2 && cfg.ns {
+            return Err(Error::BadConfig("ns is a stage 1 option"));
+        }
+
+        let pg_shift = cfg.granule.lg2();
+        let bits_per_level = pg_shift - 3;
+        let va = cfg.ias - pg_shift;
+        let mut levels = va.div_ceil(bits_per_level);
+        // Address bits resolved by the top table before any concatenation.
+        let top_bits = va - bits_per_level * (levels - 1);
+
+        if cfg.stage == Stage::S2 {
+            let start = 4 - levels;
+            let shortens = start == 0 && top_bits <= S2_MAX_CONCAT_LG2;
+            let mandatory = match cfg.granule {
+                Granule::K4 => start == 0 && cfg.oas < 44,
+                Granule::K16 => start == 0 || (start == 1 && cfg.oas <= 40),
+                Granule::K64 => start == 0 || (start == 1 && cfg.oas <= 42),
+            };
+            if mandatory && top_bits > S2_MAX_CONCAT_LG2 {
+                return Err(Error::BadConfig(
+                    "stage 2 start level is not allowed for this granule and oas, and \
+                     concatenating would need more than 16 tables (reduce ias or raise oas)",
+                ));
+            }
+            if shortens || mandatory {
+                levels -= 1;
+            }
+        }
+
+        Ok(ArmLpae {
+            cfg,
+            pg_shift,
+            bits_per_level,
+            levels,
+        })
+    }
+
+    /// ARM's number (0..=3) of the level the walk starts at: the top table's level.
+    #[inline]
+    pub fn start_level_arm(&self) -> u32 {
+        4 - self.levels
+    }
+
+    /// log2 of the contiguous-run length at `level` (0: no contiguous runs there).
+    #[inline]
+    fn contig_lg2(&self, level: u32) -> u32 {
+        match (self.cfg.granule, level) {
+            (Granule::K4, 0..=2) => 4,
+            (Granule::K16, 0) => 7,
+            (Granule::K16, 1) => 5,
+            (Granule::K64, 0..=1) => 5,
+            _ => 0,
+        }
+    }
+
+    /// True if a block descriptor is valid at `level` (> 0).
+    #[inline]
+    fn block_ok(&self, level: u32) -> bool {
+        match self.cfg.granule {
+            Granule::K4 => level == 1 || level == 2,
+            Granule::K16 | Granule::K64 => level == 1,
+        }
+    }
+
+    /// Attribute bits of a leaf for `prot` (everything but type, address, contiguous).
+    #[inline]
+    fn prot_bits(&self, prot: Prot) -> u64 {
+        let mut pte = DESC_AF;
+        match self.cfg.stage {
+            Stage::S1 => {
+                pte |= S1_NG;
+                if prot.contains(Prot::READ) && !prot.contains(Prot::WRITE) {
+                    pte |= S1_AP_RDONLY;
+                }
+                if !prot.contains(Prot::PRIV) {
+                    pte |= S1_AP_UNPRIV;
+                }
+                let idx = if prot.contains(Prot::MMIO) {
+                    MAIR_IDX_DEV
+                } else if prot.contains(Prot::CACHE) {
+                    MAIR_IDX_CACHE
+                } else {
+                    MAIR_IDX_NC
+                };
+                pte |= idx << S1_ATTRIDX_SHIFT;
+                if self.cfg.ns {
+                    pte |= S1_NS;
+                }
+            }
+            Stage::S2 => {
+                if prot.contains(Prot::READ) {
+                    pte |= S2_AP_READ;
+                }
+                if prot.contains(Prot::WRITE) {
+                    pte |= S2_AP_WRITE;
+                }
+                let attr = if prot.contains(Prot::MMIO) {
+                    S2_MEMATTR_DEVICE
+                } else if prot.contains(Prot::CACHE) {
+                    S2_MEMATTR_WB
+                } else {
+                    S2_MEMATTR_NC
+                };
+                pte |= attr << S2_MEMATTR_SHIFT;
+            }
+        }
+        let sh = if prot.contains(Prot::CACHE) {
+            SH_INNER
+        } else {
+            SH_OUTER
+        };
+        pte |= sh << SH_SHIFT;
+        if prot.contains(Prot::NOEXEC) {
+            pte |= DESC_UXN | DESC_PXN;
+        }
+        pte
+    }
+
+    /// Walk attributes: (SH, IRGN, ORGN) for TCR/VTCR.
+    #[inline]
+    fn walk_attrs(&self) -> (u64, u64, u64) {
+        if self.cfg.coherent_walk {
+            (SH_INNER, TCR_RGN_WBWA, TCR_RGN_WBWA)
+        } else {
+            (SH_OUTER, TCR_RGN_NC, TCR_RGN_NC)
+        }
+    }
+}
+
+/// TCR.IPS / VTCR.PS encoding of an output size.
+#[inline]
+const fn ps_encoding(oas: u32) -> Option<u64> {
+    match oas {
+        32 => Some(0),
+        36 => Some(1),
+        40 => Some(2),
+        42 => Some(3),
+        44 => Some(4),
+        48 => Some(5),
+        _ => None,
+    }
+}
+
+/// Mask of address bits `[47:lo]`.
+#[inline]
+const fn addr_mask(lo: u32) -> u64 {
+    OA_MASK & !((1u64 << lo) - 1)
+}
+
+impl Format for ArmLpae {
+    const NAME: &'static str = "arm64-lpae";
+    const ENTRY_LG2: u32 = 3;
+    const MAX_LEVELS: u32 = 4;
+
+    #[inline]
+    fn levels(&self) -> u32 {
+        self.levels
+    }
+
+    #[inline]
+    fn va_bits(&self, top_level: u32) -> u32 {
+        if top_level + 1 >= self.levels {
+            self.cfg.ias
+        } else {
+            // A lower top would be a full table.
+            self.item_lg2(top_level + 1)
+        }
+    }
+
+    #[inline]
+    fn va_mode(&self) -> VaMode {
+        if self.cfg.ttbr1 {
+            VaMode::High
+        } else {
+            VaMode::Low
+        }
+    }
+
+    #[inline]
+    fn oa_bits(&self) -> u32 {
+        self.cfg.oas
+    }
+
+    #[inline]
+    fn item_lg2(&self, level: u32) -> u32 {
+        self.pg_shift + level * self.bits_per_level
+    }
+
+    #[inline]
+    fn table_lg2(&self, _level: u32) -> u32 {
+        self.bits_per_level
+    }
+
+    #[inline]
+    fn leaf_runs(&self, level: u32) -> u32 {
+        if level != 0 && !self.block_ok(level) {
+            return 0;
+        }
+        let mut runs = 1;
+        let c = self.contig_lg2(level);
+        if self.cfg.contiguous && c != 0 {
+            // At the top, a run must fit in the (possibly small) top table.
+            let fits = level + 1 < self.levels
+                || c <= self.va_bits(level).saturating_sub(self.item_lg2(level));
+            if fits {
+                runs |= 1 << c;
+            }
+        }
+        runs
+    }
+
+    #[inline]
+    fn decode(&self, level: u32, pte: u64) -> Pte {
+        if pte & DESC_VALID == 0 {
+            return Pte::Empty;
+        }
+        let ty = pte & DESC_TYPE_MASK;
+        let leaf = if level == 0 {
+            ty == DESC_TYPE_TABLE_OR_PAGE
+        } else if ty == DESC_TYPE_TABLE_OR_PAGE {
+            return Pte::Table {
+                pa: pte & addr_mask(self.pg_shift),
+            };
+        } else {
+            self.block_ok(level)
+        };
+        if !leaf {
+            // Reserved encoding (0b01 at ARM level 3) or a block where none may be.
+            return Pte::Empty;
+        }
+        let mut pa = pte & addr_mask(self.item_lg2(level));
+        let mut run_lg2 = 0;
+        if pte & DESC_CONT != 0 {
+            run_lg2 = self.contig_lg2(level);
+            pa &= !((1u64 << (self.item_lg2(level) + run_lg2)) - 1);
+        }
+        Pte::Leaf { pa, run_lg2 }
+    }
+
+    #[inline]
+    fn leaf_prot(&self, _level: u32, pte: u64) -> Prot {
+        let mut prot = Prot::empty();
+        let inner = (pte & SH_MASK) >> SH_SHIFT == SH_INNER;
+        match self.cfg.stage {
+            Stage::S1 => {
+                prot |= Prot::READ;
+                if pte & S1_AP_RDONLY == 0 {
+                    prot |= Prot::WRITE;
+                }
+                if pte & S1_AP_UNPRIV == 0 {
+                    prot |= Prot::PRIV;
+                }
+                let idx = (pte & S1_ATTRIDX_MASK) >> S1_ATTRIDX_SHIFT;
+                if idx == MAIR_IDX_DEV {
+                    prot |= Prot::MMIO;
+                }
+                if idx == MAIR_IDX_CACHE || inner {
+                    prot |= Prot::CACHE;
+                }
+            }
+            Stage::S2 => {
+                if pte & S2_AP_READ != 0 {
+                    prot |= Prot::READ;
+                }
+                if pte & S2_AP_WRITE != 0 {
+                    prot |= Prot::WRITE;
+                }
+                let attr = (pte & S2_MEMATTR_MASK) >> S2_MEMATTR_SHIFT;
+                // MemAttr[3:2] == 0b00 is Device memory.
+                if attr & 0b1100 == 0 {
+                    prot |= Prot::MMIO;
+                }
+                if attr == S2_MEMATTR_WB || inner {
+                    prot |= Prot::CACHE;
+                }
+            }
+        }
+        if pte & DESC_UXN != 0 {
+            prot |= Prot::NOEXEC;
+        }
+        prot
+    }
+
+    #[inline]
+    fn make_table(&self, _level: u32, table_pa: u64) -> u64 {
+        let mut pte = table_pa | DESC_TYPE_TABLE_OR_PAGE;
+        if self.cfg.ns {
+            pte |= TABLE_NSTABLE;
+        }
+        pte
+    }
+
+    #[inline]
+    fn make_leaf(&self, level: u32, pa: u64, run_lg2: u32, prot: Prot) -> u64 {
+        let ty = if level == 0 {
+            DESC_TYPE_TABLE_OR_PAGE
+        } else {
+            DESC_TYPE_BLOCK
+        };
+        let mut pte = pa | ty | self.prot_bits(prot);
+        if run_lg2 != 0 {
+            pte |= DESC_CONT;
+        }
+        pte
+    }
+
+    #[inline]
+    fn run_step(&self, level: u32, _run_lg2: u32) -> u64 {
+        1u64 << self.item_lg2(level)
+    }
+
+    fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords {
+        let mut w = HwWords::new();
+        let tsz = 64 - u64::from(self.va_bits(top_level));
+        let (sh, irgn, orgn) = self.walk_attrs();
+        let ps = ps_encoding(self.cfg.oas).unwrap_or(0);
+        let walk = tsz | irgn << TCR_IRGN_SHIFT | orgn << TCR_ORGN_SHIFT | sh << TCR_SH_SHIFT;
+        // TG0: 4K 0b00, 64K 0b01, 16K 0b10.
+        let tg0: u64 = match self.cfg.granule {
+            Granule::K4 => 0,
+            Granule::K64 => 1,
+            Granule::K16 => 2,
+        };
+        match self.cfg.stage {
+            Stage::S1 => {
+                let tcr = if self.cfg.ttbr1 {
+                    // TG1: 16K 0b01, 4K 0b10, 64K 0b11.
+                    let tg1: u64 = match self.cfg.granule {
+                        Granule::K16 => 1,
+                        Granule::K4 => 2,
+                        Granule::K64 => 3,
+                    };
+                    ((walk | tg1 << TCR_TG_SHIFT) << TCR_HALF1_SHIFT) | TCR_EPD0
+                } else {
+                    walk | tg0 << TCR_TG_SHIFT | TCR_EPD1
+                };
+                w.push("TTBR", root_pa);
+                w.push("TCR", tcr | ps << TCR_IPS_SHIFT);
+                w.push("MAIR", Self::MAIR);
+            }
+            Stage::S2 => {
+                let start = u64::from(3 - top_level.min(3));
+                // SL0: 4K 0b10/01/00 = level 0/1/2; 16K/64K 0b10/01/00 = level 1/2/3.
+                let sl0 = match self.cfg.granule {
+                    Granule::K4 => 2 - start.min(2),
+                    Granule::K16 | Granule::K64 => 3 - start.max(1),
+                };
+                let vtcr = VTCR_RES1
+                    | ps << VTCR_PS_SHIFT
+                    | tg0 << TCR_TG_SHIFT
+                    | sl0 << VTCR_SL0_SHIFT
+                    | walk;
+                w.push("VTTBR", root_pa);
+                w.push("VTCR", vtcr);
+            }
+        }
+        w
+    }
+}
