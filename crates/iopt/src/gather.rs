@@ -135,7 +135,10 @@ impl Gather {
         if self.owner == 0 {
             self.owner = owner;
         }
-        assert_eq!(self.owner, owner, "a Gather was used with two different tables");
+        assert_eq!(
+            self.owner, owner,
+            "a Gather was used with two different tables"
+        );
     }
 
     pub(crate) fn owner(&self) -> u64 {

@@ -210,8 +210,8 @@ mod arena {
                 "arena base must be 64 KiB aligned"
             );
             let capacity = capacity.max(1).next_multiple_of(1 << BUF_ALIGN_LG2);
-            let layout =
-                core::alloc::Layout::from_size_align(capacity, 1 << BUF_ALIGN_LG2).expect("arena layout");
+            let layout = core::alloc::Layout::from_size_align(capacity, 1 << BUF_ALIGN_LG2)
+                .expect("arena layout");
             // SAFETY: non-zero size.
             let buf = NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })
                 .expect("arena allocation failed");
@@ -237,14 +237,25 @@ mod arena {
             self.capacity
         }
 
-        /// A copy of the whole buffer (the physical memory image). Take it while no
-        /// operation is running on a table that uses this arena.
+        /// A copy of the buffer up to the highest byte ever handed out (the physical
+        /// memory image; everything above it is zero). Take it while no operation is
+        /// running on a table that uses this arena.
+        ///
+        /// Two images describe the same memory if they are equal after trailing zeros
+        /// are removed: see [`ArenaMemory::same_image`].
         pub fn image(&self) -> Vec<u8> {
-            let mut v = alloc::vec![0u8; self.capacity];
-            // SAFETY: the buffer is `capacity` bytes long and live for `self`'s lifetime;
-            // the caller promises no concurrent writer, so a plain copy reads settled bytes.
-            unsafe { core::ptr::copy_nonoverlapping(self.buf.as_ptr(), v.as_mut_ptr(), self.capacity) };
+            let used = self.state.lock().bump;
+            let mut v = alloc::vec![0u8; used];
+            // SAFETY: `used <= capacity` bytes of the live buffer; the caller promises no
+            // concurrent writer, so a plain copy reads settled bytes.
+            unsafe { core::ptr::copy_nonoverlapping(self.buf.as_ptr(), v.as_mut_ptr(), used) };
             v
+        }
+
+        /// True if two images from [`ArenaMemory::image`] describe the same memory.
+        pub fn same_image(a: &[u8], b: &[u8]) -> bool {
+            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            long[..short.len()] == *short && long[short.len()..].iter().all(|&x| x == 0)
         }
 
         /// Reads one 64-bit little-endian word at physical address `pa` (for tools that
@@ -256,7 +267,8 @@ mod arena {
             }
             // SAFETY: in bounds and 8-byte aligned (the buffer is 64 KiB aligned); the
             // engine writes entries with atomics, so an atomic read never races UB.
-            let a = unsafe { &*(self.buf.as_ptr().add(off) as *const core::sync::atomic::AtomicU64) };
+            let a =
+                unsafe { &*(self.buf.as_ptr().add(off) as *const core::sync::atomic::AtomicU64) };
             Some(a.load(core::sync::atomic::Ordering::Relaxed))
         }
     }
@@ -278,8 +290,7 @@ mod arena {
     unsafe impl TableMemory for ArenaMemory {
         fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
             let size = table_layout(size_lg2).size();
-            let align_ok = size_lg2 <= BUF_ALIGN_LG2
-                || (self.base_pa.trailing_zeros() >= size_lg2);
+            let align_ok = size_lg2 <= BUF_ALIGN_LG2 || (self.base_pa.trailing_zeros() >= size_lg2);
             if !align_ok || size_lg2 as usize >= 24 {
                 return None;
             }

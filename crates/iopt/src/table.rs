@@ -156,7 +156,11 @@ impl UnmapState<'_> {
 
 #[inline]
 fn mask_lg2(bits: u32) -> u64 {
-    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -187,10 +191,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         if fmt.max_levels() > levels {
             for level in 0..max_top {
-                let as_top = (fmt.va_bits(level) - fmt.item_lg2(level) + F::ENTRY_LG2).max(fmt.min_table_bytes_lg2());
+                let as_top = (fmt.va_bits(level) - fmt.item_lg2(level) + F::ENTRY_LG2)
+                    .max(fmt.min_table_bytes_lg2());
                 let as_inner = (fmt.table_lg2(level) + F::ENTRY_LG2).max(fmt.min_table_bytes_lg2());
                 if as_top != as_inner {
-                    return Err(Error::BadConfig("a growing top needs top tables sized like inner tables"));
+                    return Err(Error::BadConfig(
+                        "a growing top needs top tables sized like inner tables",
+                    ));
                 }
             }
         }
@@ -204,7 +211,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
         let root = t.alloc_table(t.table_bytes_lg2(top, top))?;
-        t.top.store(root.as_ptr() as usize | top as usize, Ordering::Release);
+        t.top
+            .store(root.as_ptr() as usize | top as usize, Ordering::Release);
         Ok(t)
     }
 
@@ -322,7 +330,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             unsafe { (*table.as_ptr().cast::<AtomicU64>().add(i)).store(v, Ordering::Release) }
         } else {
             // SAFETY: see `load`; 32-bit formats only produce 32-bit entries.
-            unsafe { (*table.as_ptr().cast::<AtomicU32>().add(i)).store(v as u32, Ordering::Release) }
+            unsafe {
+                (*table.as_ptr().cast::<AtomicU32>().add(i)).store(v as u32, Ordering::Release)
+            }
         }
     }
 
@@ -356,7 +366,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         let t = self.mem.alloc(bytes_lg2).ok_or(Error::OutOfMemory)?;
         let pa = self.mem.virt_to_phys(t);
         let bits = self.fmt.table_pa_bits();
-        if pa.checked_add((1 << bytes_lg2) - 1).is_none_or(|end| end & !mask_lg2(bits) != 0) {
+        if pa
+            .checked_add((1 << bytes_lg2) - 1)
+            .is_none_or(|end| end & !mask_lg2(bits) != 0)
+        {
             // SAFETY: just allocated, never used.
             unsafe { self.mem.free(t, bytes_lg2) };
             return Err(Error::TableOutOfReach { pa, bits });
@@ -388,11 +401,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if iova & (pgsize - 1) != 0 {
             return Err(Error::UnalignedIova { iova, pgsize });
         }
-        let len = pgsize
-            .checked_mul(pgcount as u64)
-            .ok_or(Error::Overflow)?;
+        let len = pgsize.checked_mul(pgcount as u64).ok_or(Error::Overflow)?;
         let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !self.aperture(self.fmt.max_levels() - 1).contains(iova, last) {
+        if !self
+            .aperture(self.fmt.max_levels() - 1)
+            .contains(iova, last)
+        {
             return Err(Error::OutOfAperture { iova, last });
         }
         Ok((len, last))
@@ -556,9 +570,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             let guard = self.grow_lock.lock();
             let (cur, cur_top) = self.top();
             if cur == old_root && cur_top == old_top {
-                self.ops.top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
-                self.top
-                    .store(new_root.as_ptr() as usize | new_top as usize, Ordering::Release);
+                self.ops
+                    .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
+                self.top.store(
+                    new_root.as_ptr() as usize | new_top as usize,
+                    Ordering::Release,
+                );
             } else {
                 drop(guard);
                 // SAFETY: never published.
@@ -590,8 +607,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         self.ops
             .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
-        self.top
-            .store(new_root.as_ptr() as usize | new_top as usize, Ordering::Release);
+        self.top.store(
+            new_root.as_ptr() as usize | new_top as usize,
+            Ordering::Release,
+        );
         drop(guard);
         r.map(|()| true)
     }
@@ -615,7 +634,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// `table` is a live table at `level` of this page table (top at `top`), or a private
     /// one about to be linked there; the caller owns the IOVA range.
-    unsafe fn map_level(&self, level: u32, top: u32, table: NonNull<u8>, st: &mut MapState) -> Result<()> {
+    unsafe fn map_level(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        st: &mut MapState,
+    ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
         let item_lg2 = fmt.item_lg2(level);
@@ -637,9 +662,16 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             return Err(Error::AddressInUse(st.iova + ((i as u64) << item_lg2)));
                         }
                         Pte::Table { pa } => {
-                            // SAFETY: a linked table below a table we walk is live.
-                            if level == 0 || unsafe { self.subtree_has_leaf(level - 1, self.mem.phys_to_virt(pa)) } {
-                                return Err(Error::AddressInUse(st.iova + ((i as u64) << item_lg2)));
+                            let used = level == 0 || {
+                                // SAFETY: a linked table below a table we walk is live.
+                                unsafe {
+                                    self.subtree_has_leaf(level - 1, self.mem.phys_to_virt(pa))
+                                }
+                            };
+                            if used {
+                                return Err(Error::AddressInUse(
+                                    st.iova + ((i as u64) << item_lg2),
+                                ));
                             }
                             leftover_tables = true;
                         }
@@ -657,8 +689,16 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             // no leaf; after the walk flush nothing references it.
                             unsafe {
                                 Self::store(table, idx + i, 0);
-                                self.ops.flush_walk(slot, 1 << item_lg2, 1 << fmt.item_lg2(level - 1));
-                                self.free_tree(level - 1, self.mem.phys_to_virt(pa), fmt.table_lg2(level - 1));
+                                self.ops.flush_walk(
+                                    slot,
+                                    1 << item_lg2,
+                                    1 << fmt.item_lg2(level - 1),
+                                );
+                                self.free_tree(
+                                    level - 1,
+                                    self.mem.phys_to_virt(pa),
+                                    fmt.table_lg2(level - 1),
+                                );
                             }
                         }
                     }
@@ -666,7 +706,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 let first = fmt.make_leaf(level, st.pa, st.run_lg2, st.prot);
                 for i in 0..run {
                     // SAFETY: as above.
-                    unsafe { Self::store(table, idx + i, first.wrapping_add(step.wrapping_mul(i as u64))) };
+                    unsafe {
+                        Self::store(
+                            table,
+                            idx + i,
+                            first.wrapping_add(step.wrapping_mul(i as u64)),
+                        )
+                    };
                 }
                 st.iova = st.iova.wrapping_add(size);
                 st.pa = st.pa.wrapping_add(size);
@@ -726,8 +772,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             match self.fmt.decode(level, e) {
                 Pte::Empty => false,
                 Pte::Leaf { .. } => true,
-                // SAFETY: linked tables are live.
-                Pte::Table { pa } => level > 0 && unsafe { self.subtree_has_leaf(level - 1, self.mem.phys_to_virt(pa)) },
+                Pte::Table { pa } => {
+                    level > 0 && {
+                        // SAFETY: linked tables are live.
+                        unsafe { self.subtree_has_leaf(level - 1, self.mem.phys_to_virt(pa)) }
+                    }
+                }
             }
         })
     }
@@ -744,7 +794,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 if let Pte::Table { pa } = self.fmt.decode(level, e) {
                     // SAFETY: the caller's guarantee covers the whole subtree.
                     unsafe {
-                        self.free_tree(level - 1, self.mem.phys_to_virt(pa), self.fmt.table_lg2(level - 1))
+                        self.free_tree(
+                            level - 1,
+                            self.mem.phys_to_virt(pa),
+                            self.fmt.table_lg2(level - 1),
+                        )
                     };
                 }
             }
@@ -774,7 +828,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// The caller holds the IOVA range exclusively (see [`Self::map_pages`]), and treats
     /// the range as still reachable by hardware until the gather is synced.
     #[must_use = "the unmapped length and the error must both be handled"]
-    pub unsafe fn unmap_pages(&self, iova: u64, pgsize: u64, pgcount: usize, gather: &mut Gather) -> (u64, Result<()>) {
+    pub unsafe fn unmap_pages(
+        &self,
+        iova: u64,
+        pgsize: u64,
+        pgcount: usize,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
         match self.check_range(iova, pgsize, pgcount) {
             Err(e) => (0, Err(e)),
             // SAFETY: the caller's guarantees are passed on.
@@ -790,7 +850,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// As for [`Self::unmap_pages`].
     #[must_use = "the unmapped length and the error must both be handled"]
-    pub unsafe fn unmap_range(&self, iova: u64, len: u64, gather: &mut Gather) -> (u64, Result<()>) {
+    pub unsafe fn unmap_range(
+        &self,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
         let min_page = 1u64 << self.pgsize_bitmap.trailing_zeros();
         if len == 0 {
             return (0, Err(Error::ZeroLength));
@@ -804,7 +869,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 let Some(last) = iova.checked_add(len - 1) else {
                     return (0, Err(Error::Overflow));
                 };
-                if !self.aperture(self.fmt.max_levels() - 1).contains(iova, last) {
+                if !self
+                    .aperture(self.fmt.max_levels() - 1)
+                    .contains(iova, last)
+                {
                     return (0, Err(Error::OutOfAperture { iova, last }));
                 }
                 // SAFETY: as the caller guarantees.
@@ -815,7 +883,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// # Safety
     /// As for [`Self::unmap_pages`]; `iova ..= last` lies in the full aperture.
-    unsafe fn unmap_inner(&self, iova: u64, last: u64, skip_holes: bool, gather: &mut Gather) -> (u64, Result<()>) {
+    unsafe fn unmap_inner(
+        &self,
+        iova: u64,
+        last: u64,
+        skip_holes: bool,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
         gather.bind(self.id);
         let (root, top) = self.top();
         let ap = self.aperture(top);
@@ -826,7 +900,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         } else if ap.contains(iova, iova) {
             (ap.last, true)
         } else {
-            return if skip_holes { (0, Ok(())) } else { (0, Err(Error::NotMapped(iova))) };
+            return if skip_holes {
+                (0, Ok(()))
+            } else {
+                (0, Err(Error::NotMapped(iova)))
+            };
         };
         let mut st = UnmapState {
             iova,
@@ -851,7 +929,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// # Safety
     /// `table` is live at `level`; the caller owns `st`'s range.
-    unsafe fn unmap_level(&self, level: u32, top: u32, table: NonNull<u8>, st: &mut UnmapState<'_>) -> Result<()> {
+    unsafe fn unmap_level(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        st: &mut UnmapState<'_>,
+    ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
         let item_lg2 = fmt.item_lg2(level);
@@ -898,7 +982,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             ptr: child,
                             size_lg2: self.table_bytes_lg2(level - 1, top),
                         });
-                        st.gather.add_range(slot, item, 1 << fmt.item_lg2(level - 1));
+                        st.gather
+                            .add_range(slot, item, 1 << fmt.item_lg2(level - 1));
                     }
                     idx += 1;
                 }
@@ -916,10 +1001,17 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if gather.is_empty() {
             return;
         }
-        assert_eq!(gather.owner(), self.id, "Gather synced on a different table");
+        assert_eq!(
+            gather.owner(),
+            self.id,
+            "Gather synced on a different table"
+        );
         if let Some((start, last)) = gather.range() {
-            self.ops
-                .flush_walk(start, last.wrapping_sub(start).wrapping_add(1), gather.granule());
+            self.ops.flush_walk(
+                start,
+                last.wrapping_sub(start).wrapping_add(1),
+                gather.granule(),
+            );
         }
         gather.clear_range();
         while let Some(t) = gather.pop_table() {

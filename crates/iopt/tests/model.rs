@@ -1,14 +1,21 @@
 //! Model-based property tests: random map/unmap/lookup sequences against an interval
-//! model, for every format and configuration.
+//! model, for every format and configuration. After every step the lookups agree; at the
+//! end everything is unmapped and only the top table may remain.
 
 mod common;
 
 use common::{aop, run_model};
+use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use proptest::prelude::*;
 
 fn cfg() -> ProptestConfig {
-    ProptestConfig { cases: 48, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 32,
+        ..ProptestConfig::default()
+    }
 }
 
 macro_rules! model_test {
@@ -23,5 +30,91 @@ macro_rules! model_test {
     };
 }
 
-model_test!(armv7s_default, ArmV7s::new(ArmV7sConfig::default()).unwrap());
-model_test!(armv7s_ns, ArmV7s::new(ArmV7sConfig { ns: true, ..ArmV7sConfig::default() }).unwrap());
+fn arm(stage: Stage, granule: Granule, ias: u32, oas: u32) -> ArmLpae {
+    ArmLpae::new(ArmLpaeConfig {
+        stage,
+        granule,
+        ias,
+        oas,
+        ..ArmLpaeConfig::default()
+    })
+    .unwrap()
+}
+
+model_test!(arm_s1_4k_48, arm(Stage::S1, Granule::K4, 48, 48));
+model_test!(arm_s1_4k_39, arm(Stage::S1, Granule::K4, 39, 40));
+model_test!(arm_s1_4k_32, arm(Stage::S1, Granule::K4, 32, 32));
+model_test!(arm_s1_16k_48, arm(Stage::S1, Granule::K16, 48, 48));
+model_test!(arm_s1_16k_36, arm(Stage::S1, Granule::K16, 36, 40));
+model_test!(arm_s1_64k_48, arm(Stage::S1, Granule::K64, 48, 48));
+model_test!(arm_s1_64k_42, arm(Stage::S1, Granule::K64, 42, 44));
+model_test!(arm_s2_4k_40, arm(Stage::S2, Granule::K4, 40, 48));
+model_test!(arm_s2_4k_48, arm(Stage::S2, Granule::K4, 48, 48));
+model_test!(arm_s2_16k_42, arm(Stage::S2, Granule::K16, 42, 44));
+model_test!(arm_s2_64k_44, arm(Stage::S2, Granule::K64, 44, 48));
+model_test!(
+    arm_s1_ttbr1,
+    ArmLpae::new(ArmLpaeConfig {
+        ttbr1: true,
+        ias: 39,
+        ..ArmLpaeConfig::default()
+    })
+    .unwrap()
+);
+model_test!(
+    arm_s1_ns_nocontig,
+    ArmLpae::new(ArmLpaeConfig {
+        ns: true,
+        contiguous: false,
+        ..ArmLpaeConfig::default()
+    })
+    .unwrap()
+);
+model_test!(amdv1_dynamic, AmdV1::new(AmdV1Config::default()).unwrap());
+model_test!(
+    amdv1_dynamic_from_1,
+    AmdV1::new(AmdV1Config {
+        levels: 1,
+        ..AmdV1Config::default()
+    })
+    .unwrap()
+);
+model_test!(
+    amdv1_fixed_4,
+    AmdV1::new(AmdV1Config {
+        levels: 4,
+        max_levels: 4,
+        dynamic_top: false,
+        ..AmdV1Config::default()
+    })
+    .unwrap()
+);
+model_test!(x86_64_4level, X86_64::new(X86_64Config::default()).unwrap());
+model_test!(
+    x86_64_5level,
+    X86_64::new(X86_64Config {
+        levels: 5,
+        ..X86_64Config::default()
+    })
+    .unwrap()
+);
+model_test!(
+    x86_64_low_half,
+    X86_64::new(X86_64Config {
+        sign_extend: false,
+        ..X86_64Config::default()
+    })
+    .unwrap()
+);
+model_test!(
+    armv7s_default,
+    ArmV7s::new(ArmV7sConfig::default()).unwrap()
+);
+model_test!(
+    armv7s_ns,
+    ArmV7s::new(ArmV7sConfig {
+        ns: true,
+        ..ArmV7sConfig::default()
+    })
+    .unwrap()
+);

@@ -37,7 +37,7 @@ impl Model {
     /// The page containing `iova`.
     pub fn find(&self, iova: u64) -> Option<(u64, Mapping)> {
         let (&base, &m) = self.pages.range(..=iova).next_back()?;
-        (iova - base <= m.size - 1).then_some((base, m))
+        (iova - base < m.size).then_some((base, m))
     }
 
     /// True if any page intersects `first ..= last`.
@@ -55,7 +55,13 @@ impl Model {
             if self.overlaps(s, s + (size - 1)) {
                 return (k * size, Some((s, s + (size - 1))));
             }
-            self.pages.insert(s, Mapping { size, pa: pa + k * size });
+            self.pages.insert(
+                s,
+                Mapping {
+                    size,
+                    pa: pa + k * size,
+                },
+            );
         }
         (count * size, None)
     }
@@ -83,7 +89,10 @@ impl Model {
 
 /// The page sizes a table offers, smallest first.
 pub fn page_sizes(info: &Info) -> Vec<u64> {
-    (0..64).map(|b| 1u64 << b).filter(|s| info.pgsize_bitmap & s != 0).collect()
+    (0..64)
+        .map(|b| 1u64 << b)
+        .filter(|s| info.pgsize_bitmap & s != 0)
+        .collect()
 }
 
 /// The inclusive IOVA ranges of a table's aperture.
@@ -96,21 +105,57 @@ pub fn ranges(info: &Info) -> Vec<(u64, u64)> {
 /// An abstract operation, turned into a concrete one against a table's geometry.
 #[derive(Debug, Clone)]
 pub enum AOp {
-    Map { size: u8, slot: u16, count: u8, region: u8, pa: u32, prot: u8 },
-    Unmap { size: u8, slot: u16, count: u8, region: u8 },
-    Lookup { size: u8, slot: u16, off: u32, region: u8 },
+    Map {
+        size: u8,
+        slot: u16,
+        count: u8,
+        region: u8,
+        pa: u32,
+        prot: u8,
+    },
+    Unmap {
+        size: u8,
+        slot: u16,
+        count: u8,
+        region: u8,
+    },
+    Lookup {
+        size: u8,
+        slot: u16,
+        off: u32,
+        region: u8,
+    },
 }
 
 /// Where an abstract op lands: (iova, size, count) within the aperture.
-pub fn place(info: &Info, size_sel: u8, slot: u16, count: u8, region: u8, small_bias: bool) -> (u64, u64, u64) {
+pub fn place(
+    info: &Info,
+    size_sel: u8,
+    slot: u16,
+    count: u8,
+    region: u8,
+    small_bias: bool,
+) -> (u64, u64, u64) {
     let sizes = page_sizes(info);
     let rs = ranges(info);
     let (start, last) = rs[region as usize % rs.len()];
     let span_m1 = last - start; // span - 1
     // Sizes small enough for a few hundred slots in half the range.
-    let usable: Vec<u64> = sizes.iter().copied().filter(|&s| s <= (span_m1 >> 3) + 1).collect();
-    let usable = if usable.is_empty() { vec![sizes[0]] } else { usable };
-    let idx = if small_bias && size_sel % 2 == 0 { 0 } else { size_sel as usize % usable.len() };
+    let usable: Vec<u64> = sizes
+        .iter()
+        .copied()
+        .filter(|&s| s <= (span_m1 >> 3) + 1)
+        .collect();
+    let usable = if usable.is_empty() {
+        vec![sizes[0]]
+    } else {
+        usable
+    };
+    let idx = if small_bias && size_sel.is_multiple_of(2) {
+        0
+    } else {
+        size_sel as usize % usable.len()
+    };
     let size = usable[idx];
     let nslots = ((span_m1 / size) / 4).clamp(1, 600);
     let slot = slot as u64 % nslots;
@@ -145,32 +190,61 @@ pub fn run_model<F: Format>(fmt: F, ops: &[AOp]) {
     let mem = arena();
     let pt: Table<'_, F> = PageTable::new(fmt, &mem, NoFlush).expect("create table");
     let info = pt.info();
-    let oa_mask = if info.oa_bits >= 64 { u64::MAX } else { (1u64 << info.oa_bits) - 1 };
+    let oa_mask = if info.oa_bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << info.oa_bits) - 1
+    };
     let mut model = Model::default();
     let mut g = Gather::new();
     for op in ops {
         match *op {
-            AOp::Map { size, slot, count, region, pa, prot } => {
+            AOp::Map {
+                size,
+                slot,
+                count,
+                region,
+                pa,
+                prot,
+            } => {
                 let (iova, size, count) = place(&info, size, slot, count, region, true);
-                let pa = ((pa as u64) * size) & oa_mask & !(size - 1);
-                let pa = if pa + count * size - 1 > oa_mask { 0 } else { pa };
+                // Keep the physical range inside the output-address space.
+                let count = count.min((oa_mask / size).max(1));
+                let pa = (pa as u64).wrapping_mul(size) & oa_mask & !(size - 1);
+                let pa = if pa.checked_add(count * size - 1).is_none_or(|l| l > oa_mask) {
+                    0
+                } else {
+                    pa
+                };
                 let before = mem.image();
                 // SAFETY: single-threaded; no hardware.
-                let (mapped, r) = unsafe { pt.map_pages(iova, pa, size, count as usize, prot_of(prot)) };
+                let (mapped, r) =
+                    unsafe { pt.map_pages(iova, pa, size, count as usize, prot_of(prot)) };
                 let (want, conflict) = model.map(iova, pa, size, count);
                 assert_eq!(mapped, want, "map {iova:#x} {size:#x}x{count} mapped");
                 match (r, conflict) {
                     (Ok(()), None) => {}
                     (Err(Error::AddressInUse(a)), Some((s, l))) => {
-                        assert!(s <= a && a <= l, "conflict address {a:#x} not in {s:#x}..={l:#x}")
+                        assert!(
+                            s <= a && a <= l,
+                            "conflict address {a:#x} not in {s:#x}..={l:#x}"
+                        )
                     }
                     other => panic!("map {iova:#x} {size:#x}x{count}: {other:?}"),
                 }
                 if mapped == 0 {
-                    assert!(before == mem.image(), "failed map changed the table image");
+                    assert!(
+                        ArenaMemory::same_image(&before, &mem.image()),
+                        "failed map changed the table image"
+                    );
                 }
             }
-            AOp::Unmap { size, slot, count, region } => {
+            AOp::Unmap {
+                size,
+                slot,
+                count,
+                region,
+            } => {
                 let (iova, size, count) = place(&info, size, slot, count, region, false);
                 let before = mem.image();
                 // SAFETY: single-threaded; no hardware.
@@ -178,11 +252,19 @@ pub fn run_model<F: Format>(fmt: F, ops: &[AOp]) {
                 let want = model.unmap(iova, iova + (count * size - 1));
                 assert_eq!(got, want, "unmap {iova:#x} {size:#x}x{count}");
                 if got.0 == 0 {
-                    assert!(before == mem.image(), "failed unmap changed the table image");
+                    assert!(
+                        ArenaMemory::same_image(&before, &mem.image()),
+                        "failed unmap changed the table image"
+                    );
                 }
                 pt.sync(&mut g);
             }
-            AOp::Lookup { size, slot, off, region } => {
+            AOp::Lookup {
+                size,
+                slot,
+                off,
+                region,
+            } => {
                 let (iova, size, _) = place(&info, size, slot, 0, region, false);
                 let iova = iova + (off as u64 % size);
                 check_lookup(&pt, &model, iova);
@@ -198,7 +280,11 @@ pub fn run_model<F: Format>(fmt: F, ops: &[AOp]) {
     for (s, l) in ranges(&info) {
         let len = (l - s).wrapping_add(1);
         // A full 2^64 range cannot be named in one length: do it in halves.
-        let parts: Vec<(u64, u64)> = if len == 0 { vec![(s, 1 << 63), (1 << 63, 1 << 63)] } else { vec![(s, len)] };
+        let parts: Vec<(u64, u64)> = if len == 0 {
+            vec![(s, 1 << 63), (1 << 63, 1 << 63)]
+        } else {
+            vec![(s, len)]
+        };
         for (s, len) in parts {
             // SAFETY: single-threaded; no hardware.
             let (n, r) = unsafe { pt.unmap_range(s, len, &mut g) };
@@ -211,11 +297,19 @@ pub fn run_model<F: Format>(fmt: F, ops: &[AOp]) {
         // SAFETY: single-threaded.
         assert_eq!(unsafe { pt.translate(base) }, None);
     }
-    assert_eq!(mem.stats().pages, 1, "only the top table remains after unmapping everything");
+    assert_eq!(
+        mem.stats().pages,
+        1,
+        "only the top table remains after unmapping everything"
+    );
 }
 
 /// Checks one lookup against the model.
-pub fn check_lookup<F: Format, M: TableMemory>(pt: &PageTable<F, M, NoFlush>, model: &Model, iova: u64) {
+pub fn check_lookup<F: Format, M: TableMemory>(
+    pt: &PageTable<F, M, NoFlush>,
+    model: &Model,
+    iova: u64,
+) {
     // SAFETY: single-threaded; no hardware.
     let t = unsafe { pt.translate(iova) };
     match (t, model.find(iova)) {
