@@ -137,10 +137,13 @@ unsafe impl TableMemory for HeapMemory {
         unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
     }
     fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
-        ptr.as_ptr() as usize as u64
+        // The physical address is the pointer's address; exposing its provenance lets
+        // `phys_to_virt` turn the integer back into a usable pointer.
+        ptr.as_ptr().expose_provenance() as u64
     }
     fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
-        NonNull::new(pa as usize as *mut u8).expect("table at physical address 0")
+        NonNull::new(core::ptr::with_exposed_provenance_mut(pa as usize))
+            .expect("table at physical address 0")
     }
     fn stats(&self) -> MemStats {
         self.counters.stats()

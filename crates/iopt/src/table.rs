@@ -14,7 +14,7 @@
 //! thread frees its private subtree and redoes that part through the winner's table.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::flush::FlushOps;
 use crate::format::{Format, HwWords, Pte, VaMode};
@@ -106,7 +106,7 @@ pub struct PageTable<F: Format, M: TableMemory, X: FlushOps> {
     ops: X,
     /// Pointer to the top table with the top level in the low 3 bits, so that readers
     /// see the root and its level change together.
-    top: AtomicUsize,
+    top: AtomicPtr<u8>,
     grow_lock: spin::Mutex<()>,
     pgsize_bitmap: u64,
     id: u64,
@@ -205,14 +205,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             fmt,
             mem,
             ops,
-            top: AtomicUsize::new(0),
+            top: AtomicPtr::new(core::ptr::null_mut()),
             grow_lock: spin::Mutex::new(()),
             pgsize_bitmap,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
         let root = t.alloc_table(t.table_bytes_lg2(top, top))?;
-        t.top
-            .store(root.as_ptr() as usize | top as usize, Ordering::Release);
+        t.top.store(Self::tag(root, top), Ordering::Release);
         Ok(t)
     }
 
@@ -278,9 +277,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         // Acquire: pairs with the Release store that published a (new) top, so the top
         // table's contents are visible.
         let v = self.top.load(Ordering::Acquire);
-        // SAFETY: `top` always holds a live, non-null table pointer (set in `new`).
-        let p = unsafe { NonNull::new_unchecked((v & !LEVEL_MASK) as *mut u8) };
-        (p, (v & LEVEL_MASK) as u32)
+        let p = v.map_addr(|a| a & !LEVEL_MASK);
+        // SAFETY: `top` always holds a live, non-null table pointer (set in `new`), and
+        // tables are at least 64-byte aligned, so clearing the level bits keeps it.
+        (
+            unsafe { NonNull::new_unchecked(p) },
+            (v.addr() & LEVEL_MASK) as u32,
+        )
+    }
+
+    /// The top pointer with the top level in its low bits.
+    #[inline]
+    fn tag(root: NonNull<u8>, top: u32) -> *mut u8 {
+        root.as_ptr().map_addr(|a| a | top as usize)
     }
 
     /// log2 of the number of entries of the table at `level` when the top is at `top`.
@@ -572,10 +581,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             if cur == old_root && cur_top == old_top {
                 self.ops
                     .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
-                self.top.store(
-                    new_root.as_ptr() as usize | new_top as usize,
-                    Ordering::Release,
-                );
+                self.top
+                    .store(Self::tag(new_root, new_top), Ordering::Release);
             } else {
                 drop(guard);
                 // SAFETY: never published.
@@ -607,10 +614,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         self.ops
             .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
-        self.top.store(
-            new_root.as_ptr() as usize | new_top as usize,
-            Ordering::Release,
-        );
+        self.top
+            .store(Self::tag(new_root, new_top), Ordering::Release);
         drop(guard);
         r.map(|()| true)
     }
