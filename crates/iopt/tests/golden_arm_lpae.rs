@@ -443,12 +443,13 @@ fn s2_entries_and_prot() {
             0x1234_57c7,
             RW | Prot::MMIO | Prot::CACHE,
         ),
-        (RW | Prot::NOEXEC, XN | 0x1234_56d7, RW | Prot::NOEXEC),
+        // stage 2: XN[1:0] = 0b10 (bit 54 only; bit 53 is XN[0], RES0 without FEAT_XNX)
+        (RW | Prot::NOEXEC, 0x0040_0000_1234_56d7, RW | Prot::NOEXEC),
         // PRIV has no stage-2 encoding
         (RW | Prot::PRIV, 0x1234_56d7, RW),
         (
             Prot::WRITE | Prot::CACHE | Prot::NOEXEC,
-            XN | 0x1234_57bf,
+            0x0040_0000_1234_57bf,
             Prot::WRITE | Prot::CACHE | Prot::NOEXEC,
         ),
     ];

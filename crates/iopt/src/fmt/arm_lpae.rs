@@ -30,8 +30,10 @@
 //!   NS when [`ArmLpaeConfig::ns`].
 //!   A write-only mapping cannot be expressed and becomes read-write.
 //! - stage 2: AF, S2AP read (bit 6) / write (bit 7), MemAttr device-nGnRE for `MMIO`,
-//!   outer+inner write-back for `CACHE`, else non-cacheable; the same shareability and XN
-//!   rule. `PRIV` has no stage-2 meaning and is ignored.
+//!   outer+inner write-back for `CACHE`, else non-cacheable; the same shareability rule;
+//!   XN\[1\] only for `NOEXEC` (XN\[1:0\] = 0b10, never executable; Linux sets both bits,
+//!   but bit 53 is RES0 without FEAT_XNX and 0b11 would allow EL1 execution with it).
+//!   `PRIV` has no stage-2 meaning and is ignored.
 
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot};
@@ -346,7 +348,12 @@ impl ArmLpae {
         };
         pte |= sh << SH_SHIFT;
         if prot.contains(Prot::NOEXEC) {
-            pte |= DESC_UXN | DESC_PXN;
+            pte |= match self.cfg.stage {
+                Stage::S1 => DESC_UXN | DESC_PXN,
+                // XN[1:0] = 0b10: no execution at any level. Linux also sets XN[0], which
+                // is RES0 without FEAT_XNX and with it (0b11) would allow EL1 execution.
+                Stage::S2 => DESC_UXN,
+            };
         }
         pte
     }
