@@ -1,0 +1,372 @@
+//! Turning command-line options into a configured table format.
+//!
+//! Every option belongs to some formats only; an option given to a format it does not
+//! apply to is a usage error, so that a typo never silently changes nothing. Range
+//! checks (address widths, level counts, ...) are left to the library, whose error names
+//! the limit.
+
+use clap::{Args, ValueEnum};
+use iopt::Error;
+use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::x86_64::{X86_64, X86_64Config};
+
+use crate::units;
+use FormatName::{AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, X86_64 as X86};
+
+/// The formats the command line offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatName {
+    /// ARM64 LPAE (VMSAv8-64) stage 1.
+    #[value(name = "arm64-s1")]
+    Arm64S1,
+    /// ARM64 LPAE (VMSAv8-64) stage 2.
+    #[value(name = "arm64-s2")]
+    Arm64S2,
+    /// AMD IOMMU v1 host page table.
+    #[value(name = "amdv1")]
+    AmdV1,
+    /// x86-64 4- and 5-level paging (VT-d first stage, AMD v2).
+    #[value(name = "x86-64")]
+    X86_64,
+    /// ARMv7 short descriptors.
+    #[value(name = "armv7s")]
+    ArmV7s,
+}
+
+impl FormatName {
+    /// The name as written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormatName::Arm64S1 => "arm64-s1",
+            FormatName::Arm64S2 => "arm64-s2",
+            FormatName::AmdV1 => "amdv1",
+            FormatName::X86_64 => "x86-64",
+            FormatName::ArmV7s => "armv7s",
+        }
+    }
+}
+
+/// ARM translation granule, as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GranuleArg {
+    /// 4 KiB pages.
+    #[value(name = "4k")]
+    K4,
+    /// 16 KiB pages.
+    #[value(name = "16k")]
+    K16,
+    /// 64 KiB pages.
+    #[value(name = "64k")]
+    K64,
+}
+
+impl From<GranuleArg> for Granule {
+    fn from(g: GranuleArg) -> Self {
+        match g {
+            GranuleArg::K4 => Granule::K4,
+            GranuleArg::K16 => Granule::K16,
+            GranuleArg::K64 => Granule::K64,
+        }
+    }
+}
+
+/// Format options. Unset options take the format's defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FormatOptions {
+    /// [arm64] Translation granule [default: 4k].
+    #[arg(long, value_enum)]
+    pub granule: Option<GranuleArg>,
+    /// [arm64] Input address size in bits [default: 48].
+    #[arg(long, value_name = "BITS")]
+    pub ias: Option<u32>,
+    /// Output address size in bits [default: 48 for arm64, 52 for amdv1 and x86-64, 32
+    /// for armv7s].
+    #[arg(long, value_name = "BITS")]
+    pub oas: Option<u32>,
+    /// [arm64] Translate the upper half of the address space (TTBR1; stage 1 only).
+    #[arg(long)]
+    pub ttbr1: bool,
+    /// [arm64, armv7s] Set the non-secure bits (stage 1 only on arm64).
+    #[arg(long)]
+    pub ns: bool,
+    /// [arm64] Do not use contiguous-hint runs.
+    #[arg(long)]
+    pub no_contig: bool,
+    /// [arm64] The IOMMU's table walks do not snoop the CPU caches.
+    #[arg(long)]
+    pub incoherent_walk: bool,
+    /// [amdv1] Levels at creation [default: 3]; [x86-64] 4 or 5 [default: 4].
+    #[arg(long, value_name = "N")]
+    pub levels: Option<u32>,
+    /// [amdv1] Most levels the table may grow to [default: 6, or --levels with
+    /// --no-dynamic-top].
+    #[arg(long, value_name = "N")]
+    pub max_levels: Option<u32>,
+    /// [amdv1] The top level never grows.
+    #[arg(long)]
+    pub no_dynamic_top: bool,
+    /// [x86-64] Translate only the lower half, without sign extension.
+    #[arg(long)]
+    pub no_sign_extend: bool,
+}
+
+/// A configured format of any kind.
+#[derive(Debug, Clone, Copy)]
+pub enum AnyFormat {
+    /// `arm64-s1` or `arm64-s2`.
+    ArmLpae(ArmLpae),
+    /// `amdv1`.
+    AmdV1(AmdV1),
+    /// `x86-64`.
+    X86_64(X86_64),
+    /// `armv7s`.
+    ArmV7s(ArmV7s),
+}
+
+/// A format chosen on the command line, with a one-line description of its
+/// configuration.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// The command-line name.
+    pub name: FormatName,
+    /// The configuration in words, e.g. `stage 1, 4K granule, ias 48, oas 48, ...`.
+    pub summary: String,
+    /// The format itself.
+    pub format: AnyFormat,
+}
+
+/// Why a format could not be built from the options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// `--option` was given to a format it does not apply to.
+    NotApplicable {
+        /// The option's long name, without the dashes.
+        option: &'static str,
+        /// The format it was given to.
+        format: FormatName,
+    },
+    /// The library refused the configuration.
+    Config(Error),
+}
+
+impl From<Error> for BuildError {
+    fn from(e: Error) -> Self {
+        BuildError::Config(e)
+    }
+}
+
+impl FormatOptions {
+    /// The options that were given, each with the formats it applies to.
+    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 11] {
+        const ARM: &[FormatName] = &[S1, S2];
+        [
+            ("granule", self.granule.is_some(), ARM),
+            ("ias", self.ias.is_some(), ARM),
+            ("oas", self.oas.is_some(), &[S1, S2, Amd, X86, V7s]),
+            ("ttbr1", self.ttbr1, ARM),
+            ("ns", self.ns, &[S1, S2, V7s]),
+            ("no-contig", self.no_contig, ARM),
+            ("incoherent-walk", self.incoherent_walk, ARM),
+            ("levels", self.levels.is_some(), &[Amd, X86]),
+            ("max-levels", self.max_levels.is_some(), &[Amd]),
+            ("no-dynamic-top", self.no_dynamic_top, &[Amd]),
+            ("no-sign-extend", self.no_sign_extend, &[X86]),
+        ]
+    }
+
+    /// Fails on the first option given that does not apply to `format`.
+    fn check_applicable(&self, format: FormatName) -> Result<(), BuildError> {
+        match self
+            .given()
+            .into_iter()
+            .find(|&(_, set, formats)| set && !formats.contains(&format))
+        {
+            Some((option, ..)) => Err(BuildError::NotApplicable { option, format }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Builds the format `name` from `opts`.
+///
+/// # Errors
+/// [`BuildError::NotApplicable`] for an option that does not belong to the format,
+/// [`BuildError::Config`] when the library refuses the configuration.
+pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildError> {
+    opts.check_applicable(name)?;
+    let (summary, format) = match name {
+        S1 | S2 => {
+            let defaults = ArmLpaeConfig::default();
+            let cfg = ArmLpaeConfig {
+                stage: if name == S1 { Stage::S1 } else { Stage::S2 },
+                granule: opts.granule.map_or(defaults.granule, Granule::from),
+                ias: opts.ias.unwrap_or(defaults.ias),
+                oas: opts.oas.unwrap_or(defaults.oas),
+                contiguous: !opts.no_contig,
+                coherent_walk: !opts.incoherent_walk,
+                ttbr1: opts.ttbr1,
+                ns: opts.ns,
+            };
+            let fmt = ArmLpae::new(cfg)?;
+            (arm_summary(&cfg, &fmt), AnyFormat::ArmLpae(fmt))
+        }
+        Amd => {
+            let defaults = AmdV1Config::default();
+            let levels = opts.levels.unwrap_or(defaults.levels);
+            let dynamic_top = !opts.no_dynamic_top;
+            let cfg = AmdV1Config {
+                levels,
+                max_levels: opts.max_levels.unwrap_or(if dynamic_top {
+                    defaults.max_levels
+                } else {
+                    levels
+                }),
+                dynamic_top,
+                oa_bits: opts.oas.unwrap_or(defaults.oa_bits),
+                ..defaults
+            };
+            let fmt = AmdV1::new(cfg)?;
+            let top = if cfg.dynamic_top {
+                format!("dynamic top up to {} levels", cfg.max_levels)
+            } else {
+                "fixed top".to_owned()
+            };
+            let summary = format!(
+                "{} levels, {top}, oas {}{}",
+                cfg.levels,
+                cfg.oa_bits,
+                if cfg.force_coherence {
+                    ", force coherent"
+                } else {
+                    ""
+                }
+            );
+            (summary, AnyFormat::AmdV1(fmt))
+        }
+        X86 => {
+            let defaults = X86_64Config::default();
+            let cfg = X86_64Config {
+                levels: opts.levels.unwrap_or(defaults.levels),
+                oa_bits: opts.oas.unwrap_or(defaults.oa_bits),
+                sign_extend: !opts.no_sign_extend,
+                ..defaults
+            };
+            let fmt = X86_64::new(cfg)?;
+            let summary = format!(
+                "{} levels, oas {}, {}",
+                cfg.levels,
+                cfg.oa_bits,
+                if cfg.sign_extend {
+                    "sign-extended"
+                } else {
+                    "lower half only"
+                }
+            );
+            (summary, AnyFormat::X86_64(fmt))
+        }
+        V7s => {
+            let defaults = ArmV7sConfig::default();
+            let cfg = ArmV7sConfig {
+                ns: opts.ns,
+                oa_bits: opts.oas.unwrap_or(defaults.oa_bits),
+                ..defaults
+            };
+            let fmt = ArmV7s::new(cfg)?;
+            let summary = format!(
+                "oas {}, {}, {} walk",
+                cfg.oa_bits,
+                if cfg.ns { "non-secure" } else { "secure" },
+                if cfg.coherent_walk {
+                    "coherent"
+                } else {
+                    "non-coherent"
+                }
+            );
+            (summary, AnyFormat::ArmV7s(fmt))
+        }
+    };
+    Ok(Selected {
+        name,
+        summary,
+        format,
+    })
+}
+
+/// The one-line description of an ARM64 LPAE configuration.
+fn arm_summary(cfg: &ArmLpaeConfig, fmt: &ArmLpae) -> String {
+    let stage = match cfg.stage {
+        Stage::S1 => "stage 1",
+        Stage::S2 => "stage 2",
+    };
+    let mut s = format!(
+        "{stage}, {} granule, ias {}, oas {}, start level {}",
+        units::size(1 << cfg.granule.lg2()),
+        cfg.ias,
+        cfg.oas,
+        fmt.start_level_arm()
+    );
+    if cfg.stage == Stage::S1 {
+        s.push_str(if cfg.ttbr1 { ", TTBR1" } else { ", TTBR0" });
+    }
+    s.push_str(if cfg.contiguous {
+        ", contiguous hints"
+    } else {
+        ", no contiguous hints"
+    });
+    s.push_str(if cfg.coherent_walk {
+        ", coherent walk"
+    } else {
+        ", non-coherent walk"
+    });
+    if cfg.ns {
+        s.push_str(", non-secure");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_for_another_format_is_refused() {
+        let opts = FormatOptions {
+            granule: Some(GranuleArg::K16),
+            ..FormatOptions::default()
+        };
+        assert_eq!(
+            build(Amd, &opts).err(),
+            Some(BuildError::NotApplicable {
+                option: "granule",
+                format: Amd
+            })
+        );
+    }
+
+    #[test]
+    fn library_limits_are_passed_through() {
+        let opts = FormatOptions {
+            levels: Some(3),
+            ..FormatOptions::default()
+        };
+        assert_eq!(
+            build(X86, &opts).err(),
+            Some(BuildError::Config(Error::BadConfig(
+                "levels must be 4 or 5"
+            )))
+        );
+    }
+
+    #[test]
+    fn fixed_amdv1_top_defaults_max_levels_to_levels() {
+        let opts = FormatOptions {
+            levels: Some(4),
+            no_dynamic_top: true,
+            ..FormatOptions::default()
+        };
+        let sel = build(Amd, &opts).expect("a fixed 4-level table is valid");
+        assert_eq!(sel.summary, "4 levels, fixed top, oas 52, force coherent");
+    }
+}

@@ -1,0 +1,343 @@
+//! Runs the built `iopt` binary: `info` for every format (exact values, worked out by
+//! hand from the format definitions), refused configurations, and the demonstration.
+
+use std::process::{Command, Output};
+
+/// Runs `iopt` with `args`.
+fn iopt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_iopt"))
+        .args(args)
+        .output()
+        .expect("the iopt binary runs")
+}
+
+/// Runs `iopt` with `args`, expects success, returns stdout.
+fn stdout_of(args: &[&str]) -> String {
+    let out = iopt(args);
+    assert!(
+        out.status.success(),
+        "iopt {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "iopt {args:?} wrote to stderr");
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+/// Runs `iopt info` with `args` and returns the value of the line `key: value`
+/// (or `key = value` for hardware words).
+fn info(args: &[&str]) -> impl Fn(&str) -> String {
+    let mut all = vec!["info"];
+    all.extend_from_slice(args);
+    let text = stdout_of(&all);
+    move |key: &str| {
+        text.lines()
+            .find_map(|line| {
+                let line = line.trim_start();
+                line.strip_prefix(key)
+                    .and_then(|rest| rest.strip_prefix(':').or_else(|| rest.strip_prefix(" =")))
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no line {key:?} in:\n{text}"))
+    }
+}
+
+/// Runs `iopt` with `args`, expects failure with `code`, returns stderr.
+fn failure(args: &[&str], code: i32) -> String {
+    let out = iopt(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "iopt {args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "iopt {args:?} printed a report");
+    assert!(
+        !stderr.contains("panicked"),
+        "iopt {args:?} panicked: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn info_arm64_s1_default_is_exact() {
+    // TCR: T0SZ 16, IRGN0/ORGN0 write-back (1 << 8 | 1 << 10), SH0 inner (3 << 12),
+    // TG0 4K (0), EPD1 (1 << 23), IPS 48-bit (5 << 32).
+    let expected = "\
+format:     arm64-s1 (arm64-lpae)
+config:     stage 1, 4K granule, ias 48, oas 48, start level 0, TTBR0, contiguous hints, coherent walk
+levels:     4
+top table:  512 entries, 4K
+page sizes: 4K 64K 2M 32M 1G 16G (bitmap 0x442211000)
+aperture:   0x0 ..= 0xffffffffffff
+oa bits:    48
+root pa:    0x80000000
+hw words:
+  TTBR = 0x80000000
+  TCR = 0x500803510
+  MAIR = 0xf404ff44
+";
+    assert_eq!(stdout_of(&["info", "--format", "arm64-s1"]), expected);
+    // Spelled out, the defaults give the same table.
+    assert_eq!(
+        stdout_of(&[
+            "info",
+            "--format",
+            "arm64-s1",
+            "--granule",
+            "4k",
+            "--ias",
+            "48",
+            "--oas",
+            "48"
+        ]),
+        expected
+    );
+}
+
+#[test]
+fn info_arm64_s1_granules_and_options() {
+    let k16 = info(&["--format", "arm64-s1", "--granule", "16k"]);
+    assert_eq!(k16("levels"), "4");
+    assert_eq!(k16("top table"), "2 entries, 64B");
+    assert_eq!(k16("page sizes"), "16K 2M 32M 1G (bitmap 0x42204000)");
+
+    let k64 = info(&["--format", "arm64-s1", "--granule", "64k"]);
+    assert_eq!(k64("levels"), "3");
+    assert_eq!(k64("top table"), "64 entries, 512B");
+    assert_eq!(k64("page sizes"), "64K 2M 512M 16G (bitmap 0x420210000)");
+    // TG0 64K = 1 << 14.
+    assert_eq!(k64("TCR"), "0x500807510");
+
+    // TTBR1, 64K, 42-bit: T1SZ 22, SH1 outer (2 << 12), TG1 64K (3 << 14), all in the
+    // upper half of TCR, EPD0 (1 << 7); no contiguous runs.
+    let hi = info(&[
+        "--format",
+        "arm64-s1",
+        "--ttbr1",
+        "--granule",
+        "64k",
+        "--ias",
+        "42",
+        "--no-contig",
+        "--incoherent-walk",
+        "--ns",
+    ]);
+    assert_eq!(hi("levels"), "2");
+    assert_eq!(hi("page sizes"), "64K 512M (bitmap 0x20010000)");
+    assert_eq!(hi("aperture"), "0xfffffc0000000000 ..= 0xffffffffffffffff");
+    assert_eq!(hi("TCR"), "0x5e0160080");
+    assert!(hi("config").ends_with("TTBR1, no contiguous hints, non-coherent walk, non-secure"));
+}
+
+#[test]
+fn info_arm64_s2_concatenated() {
+    let s2 = info(&["--format", "arm64-s2", "--ias", "40"]);
+    assert_eq!(s2("levels"), "3");
+    assert_eq!(s2("top table"), "1024 entries, 8K (2 concatenated tables)");
+    assert_eq!(s2("aperture"), "0x0 ..= 0xffffffffff");
+    assert_eq!(s2("VTTBR"), "0x80000000");
+    // RES1 (1 << 31), PS 48-bit (5 << 16), SL0 level 1 (1 << 6), SH0/IRGN0/ORGN0
+    // write-back inner (0x3500), T0SZ 24.
+    assert_eq!(s2("VTCR"), "0x80053558");
+}
+
+#[test]
+fn info_amdv1() {
+    let amd = info(&["--format", "amdv1"]);
+    assert_eq!(amd("levels"), "3 (grows up to 6)");
+    assert_eq!(
+        amd("page sizes"),
+        "4K 8K 16K 32K 64K 128K 256K 512K 1M 2M 4M 8M 16M 32M 64M 128M 256M 512M 1G 2G \
+         4G 8G 16G 32G 64G 128G 256G 1T 2T 4T 8T 16T 32T 64T 128T 256T 512T 1P 2P \
+         (bitmap 0xfff7ffffff000)"
+    );
+    assert_eq!(amd("aperture"), "0x0 ..= 0xffffffffffffffff");
+    assert_eq!(amd("oa bits"), "52");
+    assert_eq!(amd("root pa"), "0x80000000");
+    assert_eq!(amd("DTE.HostPtRootPtr"), "0x80000000");
+    assert_eq!(amd("DTE.Mode"), "0x3");
+
+    let fixed = info(&["--format", "amdv1", "--levels", "6", "--no-dynamic-top"]);
+    assert_eq!(fixed("levels"), "6");
+    assert_eq!(fixed("top table"), "128 entries, 4K");
+    assert_eq!(fixed("DTE.Mode"), "0x6");
+}
+
+#[test]
+fn info_x86_64() {
+    let four = info(&["--format", "x86-64"]);
+    assert_eq!(four("levels"), "4");
+    assert_eq!(four("page sizes"), "4K 2M 1G (bitmap 0x40201000)");
+    assert_eq!(
+        four("aperture"),
+        "0x0 ..= 0x7fffffffffff, 0xffff800000000000 ..= 0xffffffffffffffff"
+    );
+    assert_eq!(four("CR3"), "0x80000000");
+    assert_eq!(four("FLPM"), "0x0");
+
+    let five = info(&["--format", "x86-64", "--levels", "5"]);
+    assert_eq!(five("levels"), "5");
+    assert_eq!(
+        five("aperture"),
+        "0x0 ..= 0xffffffffffffff, 0xff00000000000000 ..= 0xffffffffffffffff"
+    );
+    assert_eq!(five("FLPM"), "0x1");
+
+    let low = info(&["--format", "x86-64", "--no-sign-extend"]);
+    assert_eq!(low("aperture"), "0x0 ..= 0x7fffffffffff");
+}
+
+#[test]
+fn info_armv7s() {
+    let v7s = info(&["--format", "armv7s"]);
+    assert_eq!(v7s("levels"), "2");
+    assert_eq!(v7s("top table"), "4096 entries, 16K");
+    assert_eq!(v7s("page sizes"), "4K 64K 1M 16M (bitmap 0x1111000)");
+    assert_eq!(v7s("aperture"), "0x0 ..= 0xffffffff");
+    assert_eq!(v7s("oa bits"), "32");
+    // Root | S (shareable walks); non-coherent, so no cacheability bits.
+    assert_eq!(v7s("TTBR"), "0x80000002");
+    assert_eq!(v7s("TCR"), "0x0");
+    assert_eq!(v7s("NMRR"), "0x40004000");
+    assert_eq!(v7s("PRRR"), "0x800b8204");
+
+    let ns = info(&["--format", "armv7s", "--ns"]);
+    assert_eq!(ns("config"), "oas 32, non-secure, non-coherent walk");
+}
+
+#[test]
+fn bad_configurations_name_the_limit() {
+    let e = failure(&["info", "--format", "arm64-s1", "--ias", "52"], 1);
+    assert!(
+        e.contains("invalid configuration: ias must be 32..=48"),
+        "{e}"
+    );
+
+    let e = failure(
+        &[
+            "info",
+            "--format",
+            "arm64-s2",
+            "--granule",
+            "64k",
+            "--oas",
+            "40",
+        ],
+        1,
+    );
+    assert!(
+        e.contains("concatenating would need more than 16 tables"),
+        "{e}"
+    );
+
+    let e = failure(&["info", "--format", "arm64-s1", "--oas", "39"], 1);
+    assert!(e.contains("oas must be 32, 36, 40, 42, 44 or 48"), "{e}");
+
+    let e = failure(&["info", "--format", "arm64-s2", "--ttbr1"], 1);
+    assert!(e.contains("ttbr1 is a stage 1 option"), "{e}");
+
+    let e = failure(&["info", "--format", "amdv1", "--levels", "7"], 1);
+    assert!(e.contains("levels must be 1..=6"), "{e}");
+
+    let e = failure(
+        &[
+            "info",
+            "--format",
+            "amdv1",
+            "--levels",
+            "4",
+            "--max-levels",
+            "3",
+        ],
+        1,
+    );
+    assert!(e.contains("max_levels must be >= levels"), "{e}");
+
+    let e = failure(&["info", "--format", "x86-64", "--levels", "3"], 1);
+    assert!(e.contains("levels must be 4 or 5"), "{e}");
+
+    let e = failure(&["info", "--format", "armv7s", "--oas", "40"], 1);
+    assert!(e.contains("oa_bits must be 32"), "{e}");
+}
+
+#[test]
+fn options_for_other_formats_are_usage_errors() {
+    let e = failure(&["info", "--format", "amdv1", "--granule", "16k"], 2);
+    assert!(
+        e.contains("--granule does not apply to --format amdv1"),
+        "{e}"
+    );
+    let e = failure(&["info", "--format", "arm64-s1", "--levels", "4"], 2);
+    assert!(
+        e.contains("--levels does not apply to --format arm64-s1"),
+        "{e}"
+    );
+    let e = failure(&["info", "--format", "armv7s", "--no-sign-extend"], 2);
+    assert!(e.contains("--no-sign-extend does not apply"), "{e}");
+    // clap's own checks.
+    failure(&["info", "--format", "sparc"], 2);
+    failure(&["info"], 2);
+}
+
+/// The labels of the demonstration's tables, in order.
+const DEMO_TABLES: [&str; 8] = [
+    "arm64-s1/4K",
+    "arm64-s1/16K",
+    "arm64-s1/64K",
+    "arm64-s2/4K/ias40",
+    "amdv1/dynamic-top",
+    "x86-64/4-level",
+    "x86-64/5-level",
+    "armv7s",
+];
+
+/// Checks a demonstration report: one row per table with consistent counts, only the
+/// top table left at the end, and the final verdict.
+fn check_demo(text: &str, ops: u64) {
+    for (label, levels) in DEMO_TABLES
+        .iter()
+        .zip(["4", "4", "3", "3", "1->6", "4", "5", "2"])
+    {
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no row for {label} in:\n{text}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(row.len(), 11, "{row:?}");
+        let n = |i: usize| -> u64 { row[i].parse().expect("a number") };
+        assert_eq!(row[1], levels, "{label} levels");
+        // ops = maps + unmaps + overlap attempts; everything mapped is unmapped.
+        assert_eq!(n(2), n(3) + n(4) + n(5), "{label}: {row:?}");
+        assert_eq!(n(3), n(4), "{label}: {row:?}");
+        // The workload itself has `ops` steps; the teardown adds unmaps.
+        assert!(n(3) + n(5) <= ops && n(2) >= ops, "{label}: {row:?}");
+        assert!(n(5) > 0, "{label}: no overlap attempt");
+        assert!(n(6) >= 3 * n(3), "{label}: too few lookups");
+        assert!(n(8) > 1, "{label}: the table never grew");
+        assert_eq!(row[9], "1", "{label}: table pages at the end");
+        assert!(n(10) > 0);
+    }
+    assert!(text.contains("amdv1/dynamic-top: the top grew while in use:"));
+    assert!(text.contains("  6 levels, root 0x"));
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("all checks passed: 8 tables,")),
+        "{text}"
+    );
+}
+
+#[test]
+fn demo_without_arguments() {
+    let text = stdout_of(&[]);
+    check_demo(&text, 2000);
+    assert!(text.starts_with("iopt demo: seed 1072877, 2000 operations per table"));
+    // `iopt demo` is the same run.
+    assert_eq!(stdout_of(&["demo"]), text);
+}
+
+#[test]
+fn demo_with_seed_is_reproducible() {
+    let args = ["demo", "--seed", "7", "--ops", "300"];
+    let text = stdout_of(&args);
+    check_demo(&text, 300);
+    assert_eq!(stdout_of(&args), text);
+    assert_ne!(stdout_of(&["demo", "--seed", "8", "--ops", "300"]), text);
+}
