@@ -573,6 +573,16 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         let new_root = below;
         let bottom = chain_bottom.expect("grow adds at least one level");
         if st.iova <= self.aperture(old_top).last {
+            // The new page would cover the whole old root: refuse before publishing
+            // anything if the old root maps something.
+            // SAFETY: the old root is live; the caller owns the range it spans.
+            if unsafe {
+                self.subtree_has_leaf(old_top, old_root, self.entries_lg2(old_top, old_top))
+            } {
+                // SAFETY: never published.
+                unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+                return Err(Error::AddressInUse(st.iova));
+            }
             // The mapping's leaves sit above the old root (a page larger than the old
             // table spans): publish the new levels first, then map through the normal
             // path, which may replace the old, empty root by a leaf after a walk flush.
@@ -670,7 +680,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             let used = level == 0 || {
                                 // SAFETY: a linked table below a table we walk is live.
                                 unsafe {
-                                    self.subtree_has_leaf(level - 1, self.mem.phys_to_virt(pa))
+                                    self.subtree_has_leaf(
+                                        level - 1,
+                                        self.mem.phys_to_virt(pa),
+                                        self.fmt.table_lg2(level - 1),
+                                    )
                                 }
                             };
                             if used {
@@ -765,12 +779,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         Ok(())
     }
 
-    /// True if any leaf is reachable from `table` (at `level`, not the top).
+    /// True if any leaf is reachable from `table` (at `level`, with `2^entries_lg2` entries).
     ///
     /// # Safety
     /// `table` is a live or private table at `level`.
-    unsafe fn subtree_has_leaf(&self, level: u32, table: NonNull<u8>) -> bool {
-        let n = 1usize << self.fmt.table_lg2(level);
+    unsafe fn subtree_has_leaf(&self, level: u32, table: NonNull<u8>, entries_lg2: u32) -> bool {
+        let n = 1usize << entries_lg2;
         (0..n).any(|i| {
             // SAFETY: i < n.
             let e = unsafe { Self::load(table, i) };
@@ -780,7 +794,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Pte::Table { pa } => {
                     level > 0 && {
                         // SAFETY: linked tables are live.
-                        unsafe { self.subtree_has_leaf(level - 1, self.mem.phys_to_virt(pa)) }
+                        unsafe {
+                            self.subtree_has_leaf(
+                                level - 1,
+                                self.mem.phys_to_virt(pa),
+                                self.fmt.table_lg2(level - 1),
+                            )
+                        }
                     }
                 }
             }
@@ -868,22 +888,26 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if !len.is_multiple_of(min_page) {
             return (0, Err(Error::BadPageSize(len)));
         }
-        match self.check_range(iova, min_page, 1) {
-            Err(e) => (0, Err(e)),
-            Ok(_) => {
-                let Some(last) = iova.checked_add(len - 1) else {
-                    return (0, Err(Error::Overflow));
-                };
-                if !self
-                    .aperture(self.fmt.max_levels() - 1)
-                    .contains(iova, last)
-                {
-                    return (0, Err(Error::OutOfAperture { iova, last }));
-                }
-                // SAFETY: as the caller guarantees.
-                unsafe { self.unmap_inner(iova, last, true, gather) }
-            }
+        if !iova.is_multiple_of(min_page) {
+            return (
+                0,
+                Err(Error::UnalignedIova {
+                    iova,
+                    pgsize: min_page,
+                }),
+            );
         }
+        let Some(last) = iova.checked_add(len - 1) else {
+            return (0, Err(Error::Overflow));
+        };
+        if !self
+            .aperture(self.fmt.max_levels() - 1)
+            .contains(iova, last)
+        {
+            return (0, Err(Error::OutOfAperture { iova, last }));
+        }
+        // SAFETY: as the caller guarantees.
+        unsafe { self.unmap_inner(iova, last, true, gather) }
     }
 
     /// # Safety
@@ -1079,6 +1103,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
 impl<F: Format, M: TableMemory, X: FlushOps> Drop for PageTable<F, M, X> {
     fn drop(&mut self) {
+        if self.top.load(Ordering::Acquire).is_null() {
+            return; // `new` failed before the top table existed
+        }
         let (root, top) = self.top();
         // SAFETY: `&mut self`: no operation runs; the owner has stopped the hardware
         // (documented on the type); every table is reachable from the root.
