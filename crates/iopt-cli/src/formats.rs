@@ -75,39 +75,39 @@ impl From<GranuleArg> for Granule {
 /// Format options. Unset options take the format's defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FormatOptions {
-    /// [arm64] Translation granule [default: 4k].
+    /// (arm64) Translation granule [default: 4k].
     #[arg(long, value_enum)]
     pub granule: Option<GranuleArg>,
-    /// [arm64] Input address size in bits [default: 48].
+    /// (arm64) Input address size in bits [default: 48].
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
     /// Output address size in bits [default: 48 for arm64, 52 for amdv1 and x86-64, 32
     /// for armv7s].
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
-    /// [arm64] Translate the upper half of the address space (TTBR1; stage 1 only).
+    /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
     #[arg(long)]
     pub ttbr1: bool,
-    /// [arm64, armv7s] Set the non-secure bits (stage 1 only on arm64).
+    /// (arm64, armv7s) Set the non-secure bits (stage 1 only on arm64).
     #[arg(long)]
     pub ns: bool,
-    /// [arm64] Do not use contiguous-hint runs.
+    /// (arm64) Do not use contiguous-hint runs.
     #[arg(long)]
     pub no_contig: bool,
-    /// [arm64] The IOMMU's table walks do not snoop the CPU caches.
+    /// (arm64) The IOMMU's table walks do not snoop the CPU caches.
     #[arg(long)]
     pub incoherent_walk: bool,
-    /// [amdv1] Levels at creation [default: 3]; [x86-64] 4 or 5 [default: 4].
+    /// (amdv1) Levels at creation [default: 3]; (x86-64) 4 or 5 [default: 4].
     #[arg(long, value_name = "N")]
     pub levels: Option<u32>,
-    /// [amdv1] Most levels the table may grow to [default: 6, or --levels with
+    /// (amdv1) Most levels the table may grow to [default: 6, or --levels with
     /// --no-dynamic-top].
     #[arg(long, value_name = "N")]
     pub max_levels: Option<u32>,
-    /// [amdv1] The top level never grows.
+    /// (amdv1) The top level never grows.
     #[arg(long)]
     pub no_dynamic_top: bool,
-    /// [x86-64] Translate only the lower half, without sign extension.
+    /// (x86-64) Translate only the lower half, without sign extension.
     #[arg(long)]
     pub no_sign_extend: bool,
 }
