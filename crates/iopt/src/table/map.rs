@@ -1,0 +1,375 @@
+//! Map: validation, the dynamic top, and the private-build descent.
+
+use core::ptr::NonNull;
+
+use super::*;
+
+/// Progress of a map walk.
+struct MapState {
+    iova: u64,
+    pa: u64,
+    remaining: u64,
+    leaf_level: u32,
+    run_lg2: u32,
+    prot: Prot,
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// Maps `pgcount` pages of `pgsize` bytes at `iova` to the physical range starting at
+    /// `paddr`, with permissions `prot` (Linux's `map_pages`).
+    ///
+    /// Returns how many bytes were mapped and whether it failed. The four outcomes:
+    /// `(len, Ok)` everything mapped; `(n < len, Ok)` cannot happen here (one call maps
+    /// the whole request) but callers written for io-pgtable may loop; `(n > 0, Err)` a
+    /// prefix of `n` bytes is mapped and the caller must unmap it; `(0, Err)` nothing
+    /// changed. `(0, Ok)` never happens.
+    ///
+    /// Errors: [`Error::NoAccess`], [`Error::ZeroLength`], [`Error::BadPageSize`],
+    /// [`Error::UnalignedIova`], [`Error::UnalignedPaddr`], [`Error::Overflow`],
+    /// [`Error::OutOfAperture`], [`Error::PaddrTooLarge`] (all before any change);
+    /// [`Error::AddressInUse`] when something is already mapped in the range (nothing is
+    /// changed for that part), [`Error::OutOfMemory`].
+    ///
+    /// # Safety
+    /// - The caller holds the IOVA range `[iova, iova + pgsize * pgcount)` exclusively:
+    ///   no other map, unmap or lookup on an overlapping range runs at the same time.
+    /// - The range is not already mapped (an overlap is detected and reported, but is a
+    ///   usage error of this API).
+    /// - If the table is live (hardware walks it), the physical range stays valid for
+    ///   device access for as long as it is mapped.
+    #[must_use = "the mapped length and the error must both be handled"]
+    pub unsafe fn map_pages(
+        &self,
+        iova: u64,
+        paddr: u64,
+        pgsize: u64,
+        pgcount: usize,
+        prot: Prot,
+    ) -> (u64, Result<()>) {
+        match self.check_map(iova, paddr, pgsize, pgcount, prot) {
+            Err(e) => (0, Err(e)),
+            Ok((len, last, leaf_level, run_lg2)) => {
+                let mut st = MapState {
+                    iova,
+                    pa: paddr,
+                    remaining: len,
+                    leaf_level,
+                    run_lg2,
+                    prot,
+                };
+                // SAFETY: the caller's guarantees are passed on.
+                let r = unsafe { self.map_grow(&mut st, last) };
+                (len - st.remaining, r)
+            }
+        }
+    }
+
+    pub(super) fn check_map(
+        &self,
+        iova: u64,
+        paddr: u64,
+        pgsize: u64,
+        pgcount: usize,
+        prot: Prot,
+    ) -> Result<(u64, u64, u32, u32)> {
+        if !prot.has_access() {
+            return Err(Error::NoAccess);
+        }
+        let (len, last) = self.check_range(iova, pgsize, pgcount)?;
+        if paddr & (pgsize - 1) != 0 {
+            return Err(Error::UnalignedPaddr { paddr, pgsize });
+        }
+        let pa_last = paddr.checked_add(len - 1).ok_or(Error::Overflow)?;
+        let oa_bits = self.fmt.oa_bits();
+        if pa_last & !mask_lg2(oa_bits) != 0 {
+            return Err(Error::PaddrTooLarge {
+                last: pa_last,
+                oa_bits,
+            });
+        }
+        let (level, run) = self.leaf_for(pgsize).ok_or(Error::BadPageSize(pgsize))?;
+        Ok((len, last, level, run))
+    }
+
+    /// Maps what `st` describes, growing the top first where the format allows it.
+    ///
+    /// # Safety
+    /// As for [`Self::map_pages`].
+    unsafe fn map_grow(&self, st: &mut MapState, last: u64) -> Result<()> {
+        loop {
+            let (root, top) = self.top();
+            let ap = self.aperture(top);
+            if st.leaf_level <= top && ap.contains(st.iova, last) {
+                // SAFETY: the caller owns the range; `root` is the live top table.
+                return unsafe { self.map_level(top, top, root, st) };
+            }
+            // Only formats with a dynamic top get here (the full aperture was checked).
+            // First the part that fits below the current top.
+            if st.leaf_level <= top && st.iova <= ap.last {
+                let mut part = MapState {
+                    remaining: ap.last - st.iova + 1,
+                    ..*st
+                };
+                // SAFETY: as above.
+                let r = unsafe { self.map_level(top, top, root, &mut part) };
+                let done = ap.last - st.iova + 1 - part.remaining;
+                st.iova = st.iova.wrapping_add(done);
+                st.pa += done;
+                st.remaining -= done;
+                r?;
+            }
+            // SAFETY: as above.
+            match unsafe { self.grow_and_map(root, top, st, last) } {
+                Ok(true) => return Ok(()),
+                Ok(false) => continue, // another thread grew the top first
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Builds new top levels privately above `old_root`, maps `st` into them, and
+    /// publishes the new top. `Ok(false)`: the top changed meanwhile and nothing was done.
+    ///
+    /// # Safety
+    /// As for [`Self::map_pages`]; `old_root` is the top table at level `old_top`.
+    unsafe fn grow_and_map(
+        &self,
+        old_root: NonNull<u8>,
+        old_top: u32,
+        st: &mut MapState,
+        last: u64,
+    ) -> Result<bool> {
+        let max_top = self.fmt.max_levels() - 1;
+        let mut new_top = old_top;
+        while new_top < max_top && (st.leaf_level > new_top || last > self.aperture(new_top).last) {
+            new_top += 1;
+        }
+        // Chain of new tables: the one at level `l` links the one below at index 0.
+        let mut below = old_root;
+        let mut chain_bottom: Option<NonNull<u8>> = None;
+        for level in old_top + 1..=new_top {
+            let t = match self.alloc_table(self.table_bytes_lg2(level, new_top)) {
+                Ok(t) => t,
+                Err(e) => {
+                    if let Some(bottom) = chain_bottom {
+                        // SAFETY: the chain is private; unlink the old root before freeing.
+                        unsafe { self.discard_chain(bottom, below, level - 1, new_top) };
+                    }
+                    return Err(e);
+                }
+            };
+            let link = self.fmt.make_table(level, self.mem.virt_to_phys(below));
+            // SAFETY: `t` is a fresh private table with at least one entry.
+            unsafe { Self::store(t, 0, link) };
+            chain_bottom.get_or_insert(t);
+            below = t;
+        }
+        let new_root = below;
+        let bottom = chain_bottom.expect("grow adds at least one level");
+        if st.iova <= self.aperture(old_top).last {
+            // The new page would cover the whole old root: refuse before publishing
+            // anything if the old root maps something.
+            // SAFETY: the old root is live; the caller owns the range it spans.
+            if unsafe {
+                self.subtree_has_leaf(old_top, old_root, self.entries_lg2(old_top, old_top))
+            } {
+                // SAFETY: never published.
+                unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+                return Err(Error::AddressInUse(st.iova));
+            }
+            // The mapping's leaves sit above the old root (a page larger than the old
+            // table spans): publish the new levels first, then map through the normal
+            // path, which may replace the old, empty root by a leaf after a walk flush.
+            let guard = self.grow_lock.lock();
+            let (cur, cur_top) = self.top();
+            if cur == old_root && cur_top == old_top {
+                self.ops
+                    .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
+                self.top
+                    .store(Self::tag(new_root, new_top), Ordering::Release);
+            } else {
+                drop(guard);
+                // SAFETY: never published.
+                unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+            }
+            return Ok(false);
+        }
+        let before = st.remaining;
+        // SAFETY: writes go to the private chain (the range lies above the old top's
+        // aperture, so it never enters the old root) and to tables hanging off it.
+        let r = unsafe { self.map_level(new_top, new_top, new_root, st) };
+        if st.remaining == before {
+            // SAFETY: nothing was mapped; the chain was never published.
+            unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+            return r.map(|()| false);
+        }
+        let guard = self.grow_lock.lock();
+        let (cur, cur_top) = self.top();
+        if cur != old_root || cur_top != old_top {
+            drop(guard);
+            // Undo our private work and let the caller retry on the new top.
+            let done = before - st.remaining;
+            st.iova = st.iova.wrapping_sub(done);
+            st.pa -= done;
+            st.remaining = before;
+            // SAFETY: never published.
+            unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+            return Ok(false);
+        }
+        self.ops
+            .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
+        self.top
+            .store(Self::tag(new_root, new_top), Ordering::Release);
+        drop(guard);
+        r.map(|()| true)
+    }
+
+    /// Frees a private chain of new top levels (and everything mapped under it) while
+    /// keeping the old root it links at index 0 of `bottom`.
+    ///
+    /// # Safety
+    /// The chain from `root` (at `level`, tables sized for a top at `top`) down to
+    /// `bottom` was never published.
+    unsafe fn discard_chain(&self, bottom: NonNull<u8>, root: NonNull<u8>, level: u32, top: u32) {
+        // SAFETY: `bottom` is private; unlinking the old root keeps it out of the free.
+        unsafe {
+            Self::store(bottom, 0, 0);
+            self.free_tree(level, root, self.entries_lg2(level, top));
+        }
+    }
+
+    /// Maps the part of `st` that falls in `table` (at `level`) and below.
+    ///
+    /// # Safety
+    /// `table` is a live table at `level` of this page table (top at `top`), or a private
+    /// one about to be linked there; the caller owns the IOVA range.
+    unsafe fn map_level(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        st: &mut MapState,
+    ) -> Result<()> {
+        let fmt = &self.fmt;
+        let n = 1usize << self.entries_lg2(level, top);
+        let item_lg2 = fmt.item_lg2(level);
+        let mut idx = (st.iova >> item_lg2) as usize & (n - 1);
+        if level == st.leaf_level {
+            let run = 1usize << st.run_lg2;
+            let size = 1u64 << (item_lg2 + st.run_lg2);
+            let step = fmt.run_step(level, st.run_lg2);
+            while st.remaining != 0 && idx < n {
+                // Check every slot of the run before writing any.
+                let mut leftover_tables = false;
+                for i in 0..run {
+                    // SAFETY: runs are aligned and never cross a table (the format's
+                    // run sizes divide the table), so idx + i < n.
+                    let e = unsafe { Self::load(table, idx + i) };
+                    match fmt.decode(level, e) {
+                        Pte::Empty => {}
+                        Pte::Leaf { .. } => {
+                            return Err(Error::AddressInUse(st.iova + ((i as u64) << item_lg2)));
+                        }
+                        Pte::Table { pa } => {
+                            let used = level == 0 || {
+                                // SAFETY: a linked table below a table we walk is live.
+                                unsafe {
+                                    self.subtree_has_leaf(
+                                        level - 1,
+                                        self.mem.phys_to_virt(pa),
+                                        self.fmt.table_lg2(level - 1),
+                                    )
+                                }
+                            };
+                            if used {
+                                return Err(Error::AddressInUse(
+                                    st.iova + ((i as u64) << item_lg2),
+                                ));
+                            }
+                            leftover_tables = true;
+                        }
+                    }
+                }
+                if leftover_tables {
+                    // Empty tables left by earlier partial unmaps: detach, invalidate the
+                    // walk caches for them, free, then write the leaf (break-before-make).
+                    for i in 0..run {
+                        // SAFETY: as above.
+                        let e = unsafe { Self::load(table, idx + i) };
+                        if let Pte::Table { pa } = fmt.decode(level, e) {
+                            let slot = st.iova + ((i as u64) << item_lg2);
+                            // SAFETY: the caller owns the slot's range; the subtree holds
+                            // no leaf; after the walk flush nothing references it.
+                            unsafe {
+                                Self::store(table, idx + i, 0);
+                                self.ops.flush_walk(
+                                    slot,
+                                    1 << item_lg2,
+                                    1 << fmt.item_lg2(level - 1),
+                                );
+                                self.free_tree(
+                                    level - 1,
+                                    self.mem.phys_to_virt(pa),
+                                    fmt.table_lg2(level - 1),
+                                );
+                            }
+                        }
+                    }
+                }
+                let first = fmt.make_leaf(level, st.pa, st.run_lg2, st.prot);
+                for i in 0..run {
+                    // SAFETY: as above.
+                    unsafe {
+                        Self::store(
+                            table,
+                            idx + i,
+                            first.wrapping_add(step.wrapping_mul(i as u64)),
+                        )
+                    };
+                }
+                st.iova = st.iova.wrapping_add(size);
+                st.pa = st.pa.wrapping_add(size);
+                st.remaining -= size;
+                idx += run;
+            }
+            return Ok(());
+        }
+        while st.remaining != 0 && idx < n {
+            // SAFETY: idx < n.
+            let e = unsafe { Self::load(table, idx) };
+            match fmt.decode(level, e) {
+                Pte::Leaf { .. } => return Err(Error::AddressInUse(st.iova)),
+                Pte::Table { pa } => {
+                    // SAFETY: linked tables are live; the range is the caller's.
+                    unsafe { self.map_level(level - 1, top, self.mem.phys_to_virt(pa), st)? };
+                }
+                Pte::Empty => {
+                    let child_lg2 = self.table_bytes_lg2(level - 1, top);
+                    let child = self.alloc_table(child_lg2)?;
+                    let saved = (st.iova, st.pa, st.remaining);
+                    // SAFETY: `child` is private, zeroed, sized for level - 1.
+                    let r = unsafe { self.map_level(level - 1, top, child, st) };
+                    if st.remaining == saved.2 {
+                        // SAFETY: never linked.
+                        unsafe { self.free_tree(level - 1, child, fmt.table_lg2(level - 1)) };
+                        return r;
+                    }
+                    let link = fmt.make_table(level, self.mem.virt_to_phys(child));
+                    // SAFETY: idx < n; `e` is the value we saw.
+                    if unsafe { Self::cas(table, idx, e, link) } {
+                        r?;
+                    } else {
+                        // Lost the race: another thread linked a table here. Drop ours
+                        // (never visible) and redo this part through the winner's.
+                        // SAFETY: never linked.
+                        unsafe { self.free_tree(level - 1, child, fmt.table_lg2(level - 1)) };
+                        (st.iova, st.pa, st.remaining) = saved;
+                        continue;
+                    }
+                }
+            }
+            idx += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,417 @@
+//! The generic engine: one radix-tree algorithm for every format, and the raw API.
+//!
+//! Written once, monomorphised per [`Format`]: no `dyn`, no function pointers on the
+//! map/unmap/lookup paths. Entries are read and written with atomics of the entry's width
+//! because hardware walks the table while software edits it, and because operations on
+//! disjoint IOVA ranges may run concurrently (see the `# Safety` sections).
+//!
+//! # How map builds tables
+//! When map meets an empty entry above the leaf level, it allocates the next-level table
+//! and fills it *privately* before linking it in with a compare-and-swap. A table that
+//! ends up holding nothing (the map failed before writing into it) is freed without ever
+//! having been visible, so a failed map leaves no empty tables behind. If the
+//! compare-and-swap loses against another thread that linked its own table there, this
+//! thread frees its private subtree and redoes that part through the winner's table.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use crate::flush::FlushOps;
+use crate::format::{Format, HwWords, Pte, VaMode};
+use crate::gather::{DetachedTable, Gather};
+use crate::mem::{MemStats, TableMemory};
+use crate::{Error, Prot, Result};
+
+mod map;
+mod unmap;
+mod walk;
+
+/// The IOVA ranges a table translates (inclusive bounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aperture {
+    /// First IOVA of the (lower) range.
+    pub start: u64,
+    /// Last IOVA of the (lower) range.
+    pub last: u64,
+    /// For sign-extended formats, the upper range `(first, last)`.
+    pub upper: Option<(u64, u64)>,
+}
+
+impl Aperture {
+    /// True if the whole of `first ..= last` lies inside one range of the aperture.
+    pub fn contains(&self, first: u64, last: u64) -> bool {
+        let inside = |s: u64, l: u64| s <= first && first <= last && last <= l;
+        inside(self.start, self.last) || self.upper.is_some_and(|(s, l)| inside(s, l))
+    }
+}
+
+/// What a driver needs to know about a table (Linux's `get_info` plus the hardware
+/// configuration words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// Bit `n` set: a page of `2^n` bytes can be mapped (one entry or a run of entries).
+    pub pgsize_bitmap: u64,
+    /// The IOVA ranges that can be mapped (for dynamic-top formats, at the largest top).
+    pub aperture: Aperture,
+    /// Levels the table has now.
+    pub levels: u32,
+    /// Levels it may grow to.
+    pub max_levels: u32,
+    /// Output address width.
+    pub oa_bits: u32,
+    /// Physical address of the top table.
+    pub root_pa: u64,
+    /// Configuration words for the hardware.
+    pub hw: HwWords,
+}
+
+/// The result of a translation: where an IOVA goes and what the mapping around it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translation {
+    /// Physical address of the IOVA asked about.
+    pub pa: u64,
+    /// First IOVA of the mapping (the entry or run) containing it.
+    pub iova_base: u64,
+    /// Size of that mapping in bytes.
+    pub size: u64,
+    /// Its permissions, as the format records them.
+    pub prot: Prot,
+    /// Level of the leaf entry.
+    pub level: u32,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A page table of format `F`, with table pages from `M`, driven by flush operations `X`.
+///
+/// This is the raw, kernel-style layer: its operations are `unsafe` and mirror Linux's
+/// io-pgtable (`map_pages`, `unmap_pages`, `iova_to_phys`, `get_info`). Dropping the table
+/// frees every table page; the hardware must have stopped walking it by then.
+///
+/// ```
+/// use iopt::{PageTable, Prot, Gather, NoFlush};
+/// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+/// use iopt::mem::HeapMemory;
+///
+/// let pt = PageTable::new(X86_64::new(X86_64Config::default()).unwrap(), HeapMemory::new(), NoFlush).unwrap();
+/// // SAFETY: nothing else uses this table, and no hardware walks it.
+/// unsafe {
+///     let (mapped, r) = pt.map_pages(0x10_0000, 0x8000_0000, 4096, 16, Prot::READ | Prot::WRITE);
+///     assert_eq!((mapped, r), (16 * 4096, Ok(())));
+///     assert_eq!(pt.iova_to_phys(0x10_1234), Some(0x8000_1234));
+///     let mut g = Gather::new();
+///     assert_eq!(pt.unmap_pages(0x10_0000, 4096, 16, &mut g), (16 * 4096, Ok(())));
+///     pt.sync(&mut g);
+/// }
+/// ```
+pub struct PageTable<F: Format, M: TableMemory, X: FlushOps> {
+    fmt: F,
+    mem: M,
+    ops: X,
+    /// Pointer to the top table with the top level in the low 3 bits, so that readers
+    /// see the root and its level change together.
+    top: AtomicPtr<u8>,
+    grow_lock: spin::Mutex<()>,
+    pgsize_bitmap: u64,
+    id: u64,
+}
+
+// SAFETY: the table pages are reached only through atomics; `F`, `M` and `X` are
+// `Send + Sync` by their trait bounds; the raw pointer in `top` is an address owned by
+// this table.
+unsafe impl<F: Format, M: TableMemory, X: FlushOps> Send for PageTable<F, M, X> {}
+// SAFETY: as above; concurrent use follows the range-exclusivity rules of the unsafe API.
+unsafe impl<F: Format, M: TableMemory, X: FlushOps> Sync for PageTable<F, M, X> {}
+
+const LEVEL_MASK: usize = 7;
+
+#[inline]
+fn mask_lg2(bits: u32) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// Creates an empty table (one top table) of format `fmt`.
+    ///
+    /// Fails with [`Error::OutOfMemory`] if the top table cannot be allocated, or
+    /// [`Error::BadConfig`] if the format reports an inconsistent geometry.
+    pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
+        let levels = fmt.levels();
+        if levels == 0 || levels > F::MAX_LEVELS || fmt.max_levels() < levels || F::MAX_LEVELS > 8 {
+            return Err(Error::BadConfig("levels out of range for the format"));
+        }
+        let top = levels - 1;
+        let mut pgsize_bitmap = 0u64;
+        let max_top = fmt.max_levels() - 1;
+        let max_va = fmt.va_bits(max_top);
+        for level in 0..=max_top {
+            let runs = fmt.leaf_runs(level);
+            for c in 0..32 {
+                if runs & (1 << c) == 0 {
+                    continue;
+                }
+                let lg2 = fmt.item_lg2(level) + c;
+                if lg2 < 64 && lg2 < fmt.oa_bits() && lg2 <= max_va {
+                    pgsize_bitmap |= 1 << lg2;
+                }
+            }
+        }
+        if fmt.max_levels() > levels {
+            for level in 0..max_top {
+                let as_top = (fmt.va_bits(level) - fmt.item_lg2(level) + F::ENTRY_LG2)
+                    .max(fmt.min_table_bytes_lg2());
+                let as_inner = (fmt.table_lg2(level) + F::ENTRY_LG2).max(fmt.min_table_bytes_lg2());
+                if as_top != as_inner {
+                    return Err(Error::BadConfig(
+                        "a growing top needs top tables sized like inner tables",
+                    ));
+                }
+            }
+        }
+        let t = PageTable {
+            fmt,
+            mem,
+            ops,
+            top: AtomicPtr::new(core::ptr::null_mut()),
+            grow_lock: spin::Mutex::new(()),
+            pgsize_bitmap,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        };
+        let root = t.alloc_table(t.table_bytes_lg2(top, top))?;
+        t.top.store(Self::tag(root, top), Ordering::Release);
+        Ok(t)
+    }
+
+    /// The format of this table.
+    pub fn format(&self) -> &F {
+        &self.fmt
+    }
+
+    /// The table memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// The flush operations.
+    pub fn flush_ops(&self) -> &X {
+        &self.ops
+    }
+
+    /// Table-memory counters.
+    pub fn mem_stats(&self) -> MemStats {
+        self.mem.stats()
+    }
+
+    /// Levels, page sizes, aperture, root and configuration words (Linux's `get_info`).
+    pub fn info(&self) -> Info {
+        let (root, top) = self.top();
+        let root_pa = self.mem.virt_to_phys(root);
+        Info {
+            pgsize_bitmap: self.pgsize_bitmap,
+            aperture: self.aperture(self.fmt.max_levels() - 1),
+            levels: top + 1,
+            max_levels: self.fmt.max_levels(),
+            oa_bits: self.fmt.oa_bits(),
+            root_pa,
+            hw: self.fmt.hw_words(root_pa, top),
+        }
+    }
+
+    /// The aperture of the table when its top is at `top`.
+    pub(super) fn aperture(&self, top: u32) -> Aperture {
+        let va = self.fmt.va_bits(top);
+        match self.fmt.va_mode() {
+            VaMode::Low => Aperture {
+                start: 0,
+                last: mask_lg2(va),
+                upper: None,
+            },
+            VaMode::High => Aperture {
+                start: !mask_lg2(va),
+                last: u64::MAX,
+                upper: None,
+            },
+            VaMode::SignExtended => Aperture {
+                start: 0,
+                last: mask_lg2(va - 1),
+                upper: Some((!mask_lg2(va - 1), u64::MAX)),
+            },
+        }
+    }
+
+    #[inline]
+    pub(super) fn top(&self) -> (NonNull<u8>, u32) {
+        // Acquire: pairs with the Release store that published a (new) top, so the top
+        // table's contents are visible.
+        let v = self.top.load(Ordering::Acquire);
+        let p = v.map_addr(|a| a & !LEVEL_MASK);
+        // SAFETY: `top` always holds a live, non-null table pointer (set in `new`), and
+        // tables are at least 64-byte aligned, so clearing the level bits keeps it.
+        (
+            unsafe { NonNull::new_unchecked(p) },
+            (v.addr() & LEVEL_MASK) as u32,
+        )
+    }
+
+    /// The top pointer with the top level in its low bits.
+    #[inline]
+    pub(super) fn tag(root: NonNull<u8>, top: u32) -> *mut u8 {
+        root.as_ptr().map_addr(|a| a | top as usize)
+    }
+
+    /// log2 of the number of entries of the table at `level` when the top is at `top`.
+    #[inline]
+    pub(super) fn entries_lg2(&self, level: u32, top: u32) -> u32 {
+        if level == top {
+            self.fmt.va_bits(top) - self.fmt.item_lg2(top)
+        } else {
+            self.fmt.table_lg2(level)
+        }
+    }
+
+    #[inline]
+    pub(super) fn table_bytes_lg2(&self, level: u32, top: u32) -> u32 {
+        (self.entries_lg2(level, top) + F::ENTRY_LG2).max(self.fmt.min_table_bytes_lg2())
+    }
+
+    /// Reads entry `i` of `table`.
+    ///
+    /// # Safety
+    /// `table` is a live table of this page table with more than `i` entries.
+    #[inline(always)]
+    pub(super) unsafe fn load(table: NonNull<u8>, i: usize) -> u64 {
+        // Acquire: an entry may point to a table another thread just linked with a
+        // Release compare-and-swap; its contents must be visible before we descend.
+        if F::ENTRY_LG2 == 3 {
+            // SAFETY: in bounds by the caller's guarantee; tables are aligned to their
+            // size, so entry `i` is 8-byte aligned; table memory is only accessed
+            // atomically while the table is live.
+            unsafe { (*table.as_ptr().cast::<AtomicU64>().add(i)).load(Ordering::Acquire) }
+        } else {
+            // SAFETY: as above, for 4-byte entries.
+            unsafe { (*table.as_ptr().cast::<AtomicU32>().add(i)).load(Ordering::Acquire) as u64 }
+        }
+    }
+
+    /// Writes entry `i` of `table`.
+    ///
+    /// # Safety
+    /// As for [`Self::load`], and the caller owns the IOVA range of the entry.
+    #[inline(always)]
+    pub(super) unsafe fn store(table: NonNull<u8>, i: usize, v: u64) {
+        // Release: a new entry must not become visible before the writes that prepared
+        // what it points to.
+        if F::ENTRY_LG2 == 3 {
+            // SAFETY: see `load`.
+            unsafe { (*table.as_ptr().cast::<AtomicU64>().add(i)).store(v, Ordering::Release) }
+        } else {
+            // SAFETY: see `load`; 32-bit formats only produce 32-bit entries.
+            unsafe {
+                (*table.as_ptr().cast::<AtomicU32>().add(i)).store(v as u32, Ordering::Release)
+            }
+        }
+    }
+
+    /// Compare-and-swap of entry `i`: installs `new` if the entry still holds `old`.
+    ///
+    /// # Safety
+    /// As for [`Self::load`].
+    #[inline(always)]
+    pub(super) unsafe fn cas(table: NonNull<u8>, i: usize, old: u64, new: u64) -> bool {
+        // AcqRel on success: publishes the new table's contents (Release) and orders
+        // later accesses; Acquire on failure: we descend into the winner's table next.
+        if F::ENTRY_LG2 == 3 {
+            // SAFETY: see `load`.
+            unsafe {
+                (*table.as_ptr().cast::<AtomicU64>().add(i))
+                    .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            }
+        } else {
+            // SAFETY: see `load`.
+            unsafe {
+                (*table.as_ptr().cast::<AtomicU32>().add(i))
+                    .compare_exchange(old as u32, new as u32, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            }
+        }
+    }
+
+    /// Allocates a zeroed table of `2^bytes_lg2` bytes that the format can point to.
+    pub(super) fn alloc_table(&self, bytes_lg2: u32) -> Result<NonNull<u8>> {
+        let t = self.mem.alloc(bytes_lg2).ok_or(Error::OutOfMemory)?;
+        let pa = self.mem.virt_to_phys(t);
+        let bits = self.fmt.table_pa_bits();
+        if pa
+            .checked_add((1 << bytes_lg2) - 1)
+            .is_none_or(|end| end & !mask_lg2(bits) != 0)
+        {
+            // SAFETY: just allocated, never used.
+            unsafe { self.mem.free(t, bytes_lg2) };
+            return Err(Error::TableOutOfReach { pa, bits });
+        }
+        Ok(t)
+    }
+
+    /// The level and run for a page size, if the table can hold it.
+    pub(super) fn leaf_for(&self, pgsize: u64) -> Option<(u32, u32)> {
+        if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
+            return None;
+        }
+        let lg2 = pgsize.trailing_zeros();
+        (0..self.fmt.max_levels()).rev().find_map(|level| {
+            let item = self.fmt.item_lg2(level);
+            let c = lg2.checked_sub(item)?;
+            (c < 32 && self.fmt.leaf_runs(level) & (1 << c) != 0).then_some((level, c))
+        })
+    }
+
+    /// Checks the arguments shared by map and unmap; returns the last IOVA.
+    pub(super) fn check_range(&self, iova: u64, pgsize: u64, pgcount: usize) -> Result<(u64, u64)> {
+        if pgcount == 0 {
+            return Err(Error::ZeroLength);
+        }
+        if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
+            return Err(Error::BadPageSize(pgsize));
+        }
+        if iova & (pgsize - 1) != 0 {
+            return Err(Error::UnalignedIova { iova, pgsize });
+        }
+        let len = pgsize.checked_mul(pgcount as u64).ok_or(Error::Overflow)?;
+        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
+        if !self
+            .aperture(self.fmt.max_levels() - 1)
+            .contains(iova, last)
+        {
+            return Err(Error::OutOfAperture { iova, last });
+        }
+        Ok((len, last))
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> Drop for PageTable<F, M, X> {
+    fn drop(&mut self) {
+        if self.top.load(Ordering::Acquire).is_null() {
+            return; // `new` failed before the top table existed
+        }
+        let (root, top) = self.top();
+        // SAFETY: `&mut self`: no operation runs; the owner has stopped the hardware
+        // (documented on the type); every table is reachable from the root.
+        unsafe { self.free_tree(top, root, self.entries_lg2(top, top)) };
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for PageTable<F, M, X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (root, top) = self.top();
+        f.debug_struct("PageTable")
+            .field("format", &F::NAME)
+            .field("levels", &(top + 1))
+            .field("root_pa", &self.mem.virt_to_phys(root))
+            .finish()
+    }
+}

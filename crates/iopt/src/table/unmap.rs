@@ -1,0 +1,247 @@
+//! Unmap and the end of an unmap (sync).
+
+use core::ptr::NonNull;
+
+use super::*;
+
+/// Progress of an unmap walk.
+struct UnmapState<'g> {
+    iova: u64,
+    start: u64,
+    last: u64,
+    done: bool,
+    unmapped: u64,
+    skip_holes: bool,
+    gather: &'g mut Gather,
+}
+
+impl UnmapState<'_> {
+    /// Moves to `next` (the IOVA after something handled), noting the end of the range.
+    #[inline]
+    fn advance_to(&mut self, next: u64) {
+        if next == 0 || next > self.last {
+            self.done = true;
+        } else {
+            self.iova = next;
+        }
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// Unmaps `pgsize * pgcount` bytes at `iova`: one or more consecutive mappings
+    /// (Linux's `unmap_pages`).
+    ///
+    /// Returns how many bytes were unmapped and whether it stopped early:
+    /// - a range that *ends* inside a large or contiguous mapping removes the whole
+    ///   mapping, and the count includes all of it (it can exceed the request);
+    /// - a range that *starts* inside one is refused: [`Error::WouldSplit`], nothing
+    ///   changed;
+    /// - unmap stops at the first hole: [`Error::NotMapped`] with the hole's IOVA, after
+    ///   the bytes before it were unmapped (as Linux's generic page table does);
+    /// - argument errors as for map, before any change.
+    ///
+    /// Tables whose whole span lies in the range are detached into `gather`; call
+    /// [`Self::sync`] to invalidate and free them. Tables emptied by partial unmaps stay
+    /// linked (as in Linux) and are reused or replaced by later maps.
+    ///
+    /// # Safety
+    /// The caller holds the IOVA range exclusively (see [`Self::map_pages`]), and treats
+    /// the range as still reachable by hardware until the gather is synced.
+    #[must_use = "the unmapped length and the error must both be handled"]
+    pub unsafe fn unmap_pages(
+        &self,
+        iova: u64,
+        pgsize: u64,
+        pgcount: usize,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
+        match self.check_range(iova, pgsize, pgcount) {
+            Err(e) => (0, Err(e)),
+            // SAFETY: the caller's guarantees are passed on.
+            Ok((_, last)) => unsafe { self.unmap_inner(iova, last, false, gather) },
+        }
+    }
+
+    /// Unmaps everything mapped in `[iova, iova + len)`, skipping holes (the safe layer's
+    /// primitive). Refuses to start inside a mapping ([`Error::WouldSplit`]); a mapping
+    /// crossing the end is removed whole. `len` need not be a page multiple... but a
+    /// range that is not aligned to the smallest page size is refused.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`].
+    #[must_use = "the unmapped length and the error must both be handled"]
+    pub unsafe fn unmap_range(
+        &self,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
+        let min_page = 1u64 << self.pgsize_bitmap.trailing_zeros();
+        if len == 0 {
+            return (0, Err(Error::ZeroLength));
+        }
+        if !len.is_multiple_of(min_page) {
+            return (0, Err(Error::BadPageSize(len)));
+        }
+        if !iova.is_multiple_of(min_page) {
+            return (
+                0,
+                Err(Error::UnalignedIova {
+                    iova,
+                    pgsize: min_page,
+                }),
+            );
+        }
+        let Some(last) = iova.checked_add(len - 1) else {
+            return (0, Err(Error::Overflow));
+        };
+        if !self
+            .aperture(self.fmt.max_levels() - 1)
+            .contains(iova, last)
+        {
+            return (0, Err(Error::OutOfAperture { iova, last }));
+        }
+        // SAFETY: as the caller guarantees.
+        unsafe { self.unmap_inner(iova, last, true, gather) }
+    }
+
+    /// # Safety
+    /// As for [`Self::unmap_pages`]; `iova ..= last` lies in the full aperture.
+    unsafe fn unmap_inner(
+        &self,
+        iova: u64,
+        last: u64,
+        skip_holes: bool,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
+        gather.bind(self.id);
+        let (root, top) = self.top();
+        let ap = self.aperture(top);
+        // With a dynamic top, part of the range may lie above the current top: nothing is
+        // mapped there.
+        let (cur_last, beyond) = if ap.contains(iova, last) {
+            (last, false)
+        } else if ap.contains(iova, iova) {
+            (ap.last, true)
+        } else {
+            return if skip_holes {
+                (0, Ok(()))
+            } else {
+                (0, Err(Error::NotMapped(iova)))
+            };
+        };
+        let mut st = UnmapState {
+            iova,
+            start: iova,
+            last: cur_last,
+            done: false,
+            unmapped: 0,
+            skip_holes,
+            gather,
+        };
+        // SAFETY: the caller owns the range; `root` is live.
+        let r = unsafe { self.unmap_level(top, top, root, &mut st) };
+        let r = match r {
+            Ok(()) if beyond && !skip_holes => Err(Error::NotMapped(cur_last.wrapping_add(1))),
+            r => r,
+        };
+        match r {
+            Err(Error::NotMapped(_)) if st.unmapped == 0 && !skip_holes => (0, r),
+            r => (st.unmapped, r),
+        }
+    }
+
+    /// # Safety
+    /// `table` is live at `level`; the caller owns `st`'s range.
+    unsafe fn unmap_level(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        st: &mut UnmapState<'_>,
+    ) -> Result<()> {
+        let fmt = &self.fmt;
+        let n = 1usize << self.entries_lg2(level, top);
+        let item_lg2 = fmt.item_lg2(level);
+        let item = 1u64 << item_lg2;
+        let mut idx = (st.iova >> item_lg2) as usize & (n - 1);
+        while !st.done && idx < n {
+            // SAFETY: idx < n.
+            let e = unsafe { Self::load(table, idx) };
+            let slot = st.iova & !(item - 1);
+            match fmt.decode(level, e) {
+                Pte::Empty => {
+                    if !st.skip_holes {
+                        return Err(Error::NotMapped(st.iova));
+                    }
+                    st.advance_to(slot.wrapping_add(item));
+                    idx += 1;
+                }
+                Pte::Leaf { run_lg2, .. } => {
+                    let size = item << run_lg2;
+                    let base = st.iova & !(size - 1);
+                    if base < st.start {
+                        return Err(Error::WouldSplit { base, size });
+                    }
+                    let first = idx & !((1usize << run_lg2) - 1);
+                    for i in 0..1usize << run_lg2 {
+                        // SAFETY: runs never cross a table; the range is the caller's.
+                        unsafe { Self::store(table, first + i, 0) };
+                    }
+                    st.unmapped += size;
+                    st.gather.add_range(base, size, item);
+                    st.advance_to(base.wrapping_add(size));
+                    idx = first + (1 << run_lg2);
+                }
+                Pte::Table { pa } => {
+                    let child = self.mem.phys_to_virt(pa);
+                    let covered = slot >= st.start && slot.wrapping_add(item - 1) <= st.last;
+                    // SAFETY: linked tables are live; the range is the caller's.
+                    unsafe { self.unmap_level(level - 1, top, child, st)? };
+                    if covered && st.gather.can_hold_table() {
+                        // SAFETY: the whole span is ours; the detached table is freed
+                        // only after the gather's flush.
+                        unsafe { Self::store(table, idx, 0) };
+                        st.gather.push_table(DetachedTable {
+                            ptr: child,
+                            size_lg2: self.table_bytes_lg2(level - 1, top),
+                        });
+                        st.gather
+                            .add_range(slot, item, 1 << fmt.item_lg2(level - 1));
+                    }
+                    idx += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Invalidates the gathered range through the flush operations, then frees the
+    /// gathered table pages (the end of an unmap in Linux's terms: `iotlb_sync`).
+    ///
+    /// # Panics
+    /// If `gather` was filled by another table.
+    pub fn sync(&self, gather: &mut Gather) {
+        if gather.is_empty() {
+            return;
+        }
+        assert_eq!(
+            gather.owner(),
+            self.id,
+            "Gather synced on a different table"
+        );
+        if let Some((start, last)) = gather.range() {
+            self.ops.flush_walk(
+                start,
+                last.wrapping_sub(start).wrapping_add(1),
+                gather.granule(),
+            );
+        }
+        gather.clear_range();
+        while let Some(t) = gather.pop_table() {
+            // SAFETY: detached by this table's unmap; the flush above ended the
+            // hardware's last references; nothing else holds it.
+            unsafe { self.mem.free(t.ptr, t.size_lg2) };
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Read-only walks (translate) and whole-subtree walks (freeing, leaf checks).
+
+use core::ptr::NonNull;
+
+use super::*;
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// True if any leaf is reachable from `table` (at `level`, with `2^entries_lg2` entries).
+    ///
+    /// # Safety
+    /// `table` is a live or private table at `level`.
+    pub(super) unsafe fn subtree_has_leaf(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+    ) -> bool {
+        let n = 1usize << entries_lg2;
+        (0..n).any(|i| {
+            // SAFETY: i < n.
+            let e = unsafe { Self::load(table, i) };
+            match self.fmt.decode(level, e) {
+                Pte::Empty => false,
+                Pte::Leaf { .. } => true,
+                Pte::Table { pa } => {
+                    level > 0 && {
+                        // SAFETY: linked tables are live.
+                        unsafe {
+                            self.subtree_has_leaf(
+                                level - 1,
+                                self.mem.phys_to_virt(pa),
+                                self.fmt.table_lg2(level - 1),
+                            )
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Frees `table` (at `level`, with `2^entries_lg2` entries) and every table below it.
+    ///
+    /// # Safety
+    /// Nothing (software or hardware) will access these tables again.
+    pub(super) unsafe fn free_tree(&self, level: u32, table: NonNull<u8>, entries_lg2: u32) {
+        if level > 0 {
+            for i in 0..1usize << entries_lg2 {
+                // SAFETY: in bounds.
+                let e = unsafe { Self::load(table, i) };
+                if let Pte::Table { pa } = self.fmt.decode(level, e) {
+                    // SAFETY: the caller's guarantee covers the whole subtree.
+                    unsafe {
+                        self.free_tree(
+                            level - 1,
+                            self.mem.phys_to_virt(pa),
+                            self.fmt.table_lg2(level - 1),
+                        )
+                    };
+                }
+            }
+        }
+        let bytes_lg2 = (entries_lg2 + F::ENTRY_LG2).max(self.fmt.min_table_bytes_lg2());
+        // SAFETY: allocated with this size (sizes depend only on level and top-ness).
+        unsafe { self.mem.free(table, bytes_lg2) };
+    }
+
+    /// The physical address `iova` translates to, or `None` (Linux's `iova_to_phys`).
+    ///
+    /// # Safety
+    /// No map or unmap of a range containing `iova` runs at the same time.
+    pub unsafe fn iova_to_phys(&self, iova: u64) -> Option<u64> {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.translate(iova) }.map(|t| t.pa)
+    }
+
+    /// Translates `iova`: its physical address, and the base, size and permissions of
+    /// the mapping around it.
+    ///
+    /// # Safety
+    /// As for [`Self::iova_to_phys`].
+    pub unsafe fn translate(&self, iova: u64) -> Option<Translation> {
+        let (mut table, top) = self.top();
+        if !self.aperture(top).contains(iova, iova) {
+            return None;
+        }
+        let mut level = top;
+        loop {
+            let n = 1usize << self.entries_lg2(level, top);
+            let item_lg2 = self.fmt.item_lg2(level);
+            let idx = (iova >> item_lg2) as usize & (n - 1);
+            // SAFETY: idx < n; `table` is live (top, or linked below a live table).
+            let e = unsafe { Self::load(table, idx) };
+            match self.fmt.decode(level, e) {
+                Pte::Empty => return None,
+                Pte::Table { pa } => {
+                    if level == 0 {
+                        return None;
+                    }
+                    table = self.mem.phys_to_virt(pa);
+                    level -= 1;
+                }
+                Pte::Leaf { pa, run_lg2 } => {
+                    let size = 1u64 << (item_lg2 + run_lg2);
+                    let off = iova & (size - 1);
+                    return Some(Translation {
+                        pa: pa + off,
+                        iova_base: iova - off,
+                        size,
+                        prot: self.fmt.leaf_prot(level, e),
+                        level,
+                    });
+                }
+            }
+        }
+    }
+}
