@@ -66,6 +66,10 @@ pub enum Error {
         /// Address bits the format's descriptors hold.
         bits: u32,
     },
+    /// A map against a reservation needed more tables than the reservation held (the
+    /// map was not in the plan the reservation was made for).
+    #[error("the reservation holds no table page of the size needed")]
+    ReservationExhausted,
     /// The operation would split a large or contiguous mapping.
     #[error("range would split the {size:#x}-byte mapping at {base:#x}")]
     WouldSplit {

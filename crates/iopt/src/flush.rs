@@ -16,6 +16,12 @@ pub trait FlushOps: Send + Sync {
     /// given `root_pa` with `levels` levels. Called before the new top is used, under
     /// the table's growth lock, so calls arrive in order.
     fn top_changed(&self, root_pa: u64, levels: u32);
+    /// An unmap removed the leaf mapping `[iova, iova + size)`; record it in `gather`
+    /// (the default) or act on it at once (Linux's `tlb_add_page`).
+    #[inline]
+    fn add_page(&self, gather: &mut crate::Gather, iova: u64, size: u64) {
+        gather.add_range(iova, size, size);
+    }
 }
 
 /// Flush operations that do nothing: for hardware that caches no translations, or for
@@ -39,5 +45,8 @@ impl<T: FlushOps + ?Sized> FlushOps for &T {
     }
     fn top_changed(&self, root_pa: u64, levels: u32) {
         (**self).top_changed(root_pa, levels)
+    }
+    fn add_page(&self, gather: &mut crate::Gather, iova: u64, size: u64) {
+        (**self).add_page(gather, iova, size)
     }
 }

@@ -19,6 +19,8 @@ pub mod format;
 pub mod gather;
 pub mod mem;
 mod prot;
+mod reserve;
+mod safe;
 mod table;
 
 pub use error::{Error, Result};
@@ -26,4 +28,6 @@ pub use flush::{FlushOps, NoFlush};
 pub use format::{Format, HwWords, Pte, VaMode};
 pub use gather::Gather;
 pub use prot::Prot;
-pub use table::{Aperture, Info, PageTable, Translation};
+pub use reserve::Reservation;
+pub use safe::{Table, Unmapped};
+pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};

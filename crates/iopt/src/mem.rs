@@ -89,6 +89,14 @@ pub unsafe trait TableMemory: Send + Sync {
     fn phys_to_virt(&self, pa: u64) -> NonNull<u8>;
     /// Usage counters.
     fn stats(&self) -> MemStats;
+    /// Makes `len` bytes of table memory at `ptr`, just written by the CPU, visible to a
+    /// hardware walker that does not snoop the CPU caches (clean to the point of
+    /// coherency). Called only for tables built with `coherent_walk: false`; the default
+    /// does nothing.
+    #[inline]
+    fn clean(&self, ptr: NonNull<u8>, len: usize) {
+        let _ = (ptr, len);
+    }
 }
 
 /// Table pages from the global heap; physical address = virtual address (plain userspace,
@@ -366,5 +374,8 @@ unsafe impl<T: TableMemory + ?Sized> TableMemory for &T {
     }
     fn stats(&self) -> MemStats {
         (**self).stats()
+    }
+    fn clean(&self, ptr: NonNull<u8>, len: usize) {
+        (**self).clean(ptr, len)
     }
 }

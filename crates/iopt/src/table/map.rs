@@ -5,13 +5,15 @@ use core::ptr::NonNull;
 use super::*;
 
 /// Progress of a map walk.
-struct MapState {
+struct MapState<'p> {
     iova: u64,
     pa: u64,
     remaining: u64,
     leaf_level: u32,
     run_lg2: u32,
     prot: Prot,
+    /// Where new tables come from: a reservation, or (`None`) the table memory.
+    pool: Option<&'p mut Reservation>,
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -46,6 +48,45 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         prot: Prot,
     ) -> (u64, Result<()>) {
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, None) }
+    }
+
+    /// [`Self::map_pages`] taking every new table from `reservation` instead of the table
+    /// memory: it never allocates. If the reservation runs dry (the map was not part of
+    /// the plan it was made for) the map stops with [`Error::ReservationExhausted`].
+    ///
+    /// # Safety
+    /// As for [`Self::map_pages`].
+    ///
+    /// # Panics
+    /// If `reservation` was made by another table.
+    #[must_use = "the mapped length and the error must both be handled"]
+    pub unsafe fn map_pages_reserved(
+        &self,
+        iova: u64,
+        paddr: u64,
+        pgsize: u64,
+        pgcount: usize,
+        prot: Prot,
+        reservation: &mut Reservation,
+    ) -> (u64, Result<()>) {
+        assert_eq!(reservation.owner, self.id, "reservation of another table");
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, Some(reservation)) }
+    }
+
+    /// # Safety
+    /// As for [`Self::map_pages`].
+    pub(super) unsafe fn map_with(
+        &self,
+        iova: u64,
+        paddr: u64,
+        pgsize: u64,
+        pgcount: usize,
+        prot: Prot,
+        pool: Option<&mut Reservation>,
+    ) -> (u64, Result<()>) {
         match self.check_map(iova, paddr, pgsize, pgcount, prot) {
             Err(e) => (0, Err(e)),
             Ok((len, last, leaf_level, run_lg2)) => {
@@ -56,9 +97,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     leaf_level,
                     run_lg2,
                     prot,
+                    pool,
                 };
                 // SAFETY: the caller's guarantees are passed on.
                 let r = unsafe { self.map_grow(&mut st, last) };
+                if let Err(Error::AddressInUse(_)) = r {
+                    self.note_overlap();
+                }
                 (len - st.remaining, r)
             }
         }
@@ -95,27 +140,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::map_pages`].
-    unsafe fn map_grow(&self, st: &mut MapState, last: u64) -> Result<()> {
+    unsafe fn map_grow(&self, st: &mut MapState<'_>, last: u64) -> Result<()> {
         loop {
             let (root, top) = self.top();
             let ap = self.aperture(top);
             if st.leaf_level <= top && ap.contains(st.iova, last) {
                 // SAFETY: the caller owns the range; `root` is the live top table.
-                return unsafe { self.map_level(top, top, root, st) };
+                return unsafe { self.map_level(top, top, root, st, false) };
             }
             // Only formats with a dynamic top get here (the full aperture was checked).
             // First the part that fits below the current top.
             if st.leaf_level <= top && st.iova <= ap.last {
-                let mut part = MapState {
-                    remaining: ap.last - st.iova + 1,
-                    ..*st
-                };
+                let full = st.remaining;
+                let part = ap.last - st.iova + 1;
+                st.remaining = part;
                 // SAFETY: as above.
-                let r = unsafe { self.map_level(top, top, root, &mut part) };
-                let done = ap.last - st.iova + 1 - part.remaining;
-                st.iova = st.iova.wrapping_add(done);
-                st.pa += done;
-                st.remaining -= done;
+                let r = unsafe { self.map_level(top, top, root, st, false) };
+                st.remaining = full - (part - st.remaining);
                 r?;
             }
             // SAFETY: as above.
@@ -136,7 +177,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         &self,
         old_root: NonNull<u8>,
         old_top: u32,
-        st: &mut MapState,
+        st: &mut MapState<'_>,
         last: u64,
     ) -> Result<bool> {
         let max_top = self.fmt.max_levels() - 1;
@@ -148,12 +189,20 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         let mut below = old_root;
         let mut chain_bottom: Option<NonNull<u8>> = None;
         for level in old_top + 1..=new_top {
-            let t = match self.alloc_table(self.table_bytes_lg2(level, new_top)) {
+            let t = match self.new_table(self.table_bytes_lg2(level, new_top), &mut st.pool) {
                 Ok(t) => t,
                 Err(e) => {
                     if let Some(bottom) = chain_bottom {
                         // SAFETY: the chain is private; unlink the old root before freeing.
-                        unsafe { self.discard_chain(bottom, below, level - 1, new_top) };
+                        unsafe {
+                            self.discard_chain(
+                                bottom,
+                                below,
+                                level - 1,
+                                new_top,
+                                st.pool.as_deref_mut(),
+                            )
+                        };
                     }
                     return Err(e);
                 }
@@ -174,7 +223,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 self.subtree_has_leaf(old_top, old_root, self.entries_lg2(old_top, old_top))
             } {
                 // SAFETY: never published.
-                unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+                unsafe {
+                    self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
+                };
                 return Err(Error::AddressInUse(st.iova));
             }
             // The mapping's leaves sit above the old root (a page larger than the old
@@ -183,6 +234,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             let guard = self.grow_lock.lock();
             let (cur, cur_top) = self.top();
             if cur == old_root && cur_top == old_top {
+                self.clean_chain(new_root, old_top, new_top);
                 self.ops
                     .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
                 self.top
@@ -190,17 +242,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             } else {
                 drop(guard);
                 // SAFETY: never published.
-                unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+                unsafe {
+                    self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
+                };
             }
             return Ok(false);
         }
         let before = st.remaining;
         // SAFETY: writes go to the private chain (the range lies above the old top's
         // aperture, so it never enters the old root) and to tables hanging off it.
-        let r = unsafe { self.map_level(new_top, new_top, new_root, st) };
+        let r = unsafe { self.map_level(new_top, new_top, new_root, st, true) };
         if st.remaining == before {
             // SAFETY: nothing was mapped; the chain was never published.
-            unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+            unsafe {
+                self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
+            };
             return r.map(|()| false);
         }
         let guard = self.grow_lock.lock();
@@ -213,9 +269,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             st.pa -= done;
             st.remaining = before;
             // SAFETY: never published.
-            unsafe { self.discard_chain(bottom, new_root, new_top, new_top) };
+            unsafe {
+                self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
+            };
             return Ok(false);
         }
+        self.clean_chain(new_root, old_top, new_top);
         self.ops
             .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
         self.top
@@ -224,21 +283,47 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         r.map(|()| true)
     }
 
+    /// Cleans the new top tables above `old_top` (incoherent walkers), before publishing.
+    fn clean_chain(&self, new_root: NonNull<u8>, old_top: u32, new_top: u32) {
+        if self.opts.coherent_walk {
+            return;
+        }
+        let mut t = new_root;
+        for level in (old_top + 1..=new_top).rev() {
+            self.clean_new_table(t, self.table_bytes_lg2(level, new_top));
+            // SAFETY: chain tables are private and link the next one down at index 0.
+            let e = unsafe { Self::load(t, 0) };
+            match self.fmt.decode(level, e) {
+                Pte::Table { pa } => t = self.mem.phys_to_virt(pa),
+                _ => break,
+            }
+        }
+    }
+
     /// Frees a private chain of new top levels (and everything mapped under it) while
     /// keeping the old root it links at index 0 of `bottom`.
     ///
     /// # Safety
     /// The chain from `root` (at `level`, tables sized for a top at `top`) down to
     /// `bottom` was never published.
-    unsafe fn discard_chain(&self, bottom: NonNull<u8>, root: NonNull<u8>, level: u32, top: u32) {
+    unsafe fn discard_chain(
+        &self,
+        bottom: NonNull<u8>,
+        root: NonNull<u8>,
+        level: u32,
+        top: u32,
+        pool: Option<&mut Reservation>,
+    ) {
         // SAFETY: `bottom` is private; unlinking the old root keeps it out of the free.
         unsafe {
             Self::store(bottom, 0, 0);
-            self.free_tree(level, root, self.entries_lg2(level, top));
+            self.free_tree(level, root, self.entries_lg2(level, top), pool);
         }
     }
 
-    /// Maps the part of `st` that falls in `table` (at `level`) and below.
+    /// Maps the part of `st` that falls in `table` (at `level`) and below. `private`: the
+    /// table is not linked yet (built by this call); it is then cleaned whole before it
+    /// is linked instead of entry by entry.
     ///
     /// # Safety
     /// `table` is a live table at `level` of this page table (top at `top`), or a private
@@ -248,7 +333,30 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         level: u32,
         top: u32,
         table: NonNull<u8>,
-        st: &mut MapState,
+        st: &mut MapState<'_>,
+        private: bool,
+    ) -> Result<()> {
+        let mut dirty = Dirty::default();
+        // SAFETY: as the caller guarantees.
+        let r = unsafe { self.map_entries(level, top, table, st, private, &mut dirty) };
+        if !private {
+            self.clean_dirty::<true>(table, &dirty);
+        }
+        r
+    }
+
+    /// The body of [`Self::map_level`]; records the entries it writes in `dirty`.
+    ///
+    /// # Safety
+    /// As for [`Self::map_level`].
+    unsafe fn map_entries(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        st: &mut MapState<'_>,
+        private: bool,
+        dirty: &mut Dirty,
     ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
@@ -259,9 +367,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             let size = 1u64 << (item_lg2 + st.run_lg2);
             let step = fmt.run_step(level, st.run_lg2);
             while st.remaining != 0 && idx < n {
-                // Check every slot of the run before writing any.
+                // Check every slot of the run before writing any. A private table is
+                // filled front to back by this call alone, so its slots ahead are empty.
                 let mut leftover_tables = false;
-                for i in 0..run {
+                for i in 0..if private { 0 } else { run } {
                     // SAFETY: runs are aligned and never cross a table (the format's
                     // run sizes divide the table), so idx + i < n.
                     let e = unsafe { Self::load(table, idx + i) };
@@ -298,6 +407,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         let e = unsafe { Self::load(table, idx + i) };
                         if let Pte::Table { pa } = fmt.decode(level, e) {
                             let slot = st.iova + ((i as u64) << item_lg2);
+                            dirty.add(idx + i, 1);
                             // SAFETY: the caller owns the slot's range; the subtree holds
                             // no leaf; after the walk flush nothing references it.
                             unsafe {
@@ -311,6 +421,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                                     level - 1,
                                     self.mem.phys_to_virt(pa),
                                     fmt.table_lg2(level - 1),
+                                    None,
                                 );
                             }
                         }
@@ -327,6 +438,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         )
                     };
                 }
+                dirty.add(idx, run);
                 st.iova = st.iova.wrapping_add(size);
                 st.pa = st.pa.wrapping_add(size);
                 st.remaining -= size;
@@ -341,28 +453,46 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Pte::Leaf { .. } => return Err(Error::AddressInUse(st.iova)),
                 Pte::Table { pa } => {
                     // SAFETY: linked tables are live; the range is the caller's.
-                    unsafe { self.map_level(level - 1, top, self.mem.phys_to_virt(pa), st)? };
+                    unsafe {
+                        self.map_level(level - 1, top, self.mem.phys_to_virt(pa), st, private)?
+                    };
                 }
                 Pte::Empty => {
                     let child_lg2 = self.table_bytes_lg2(level - 1, top);
-                    let child = self.alloc_table(child_lg2)?;
+                    let child = self.new_table(child_lg2, &mut st.pool)?;
                     let saved = (st.iova, st.pa, st.remaining);
                     // SAFETY: `child` is private, zeroed, sized for level - 1.
-                    let r = unsafe { self.map_level(level - 1, top, child, st) };
+                    let r = unsafe { self.map_level(level - 1, top, child, st, true) };
                     if st.remaining == saved.2 {
                         // SAFETY: never linked.
-                        unsafe { self.free_tree(level - 1, child, fmt.table_lg2(level - 1)) };
+                        unsafe {
+                            self.free_tree(
+                                level - 1,
+                                child,
+                                fmt.table_lg2(level - 1),
+                                st.pool.as_deref_mut(),
+                            )
+                        };
                         return r;
                     }
+                    self.clean_new_table(child, child_lg2);
                     let link = fmt.make_table(level, self.mem.virt_to_phys(child));
                     // SAFETY: idx < n; `e` is the value we saw.
                     if unsafe { Self::cas(table, idx, e, link) } {
+                        dirty.add(idx, 1);
                         r?;
                     } else {
                         // Lost the race: another thread linked a table here. Drop ours
                         // (never visible) and redo this part through the winner's.
                         // SAFETY: never linked.
-                        unsafe { self.free_tree(level - 1, child, fmt.table_lg2(level - 1)) };
+                        unsafe {
+                            self.free_tree(
+                                level - 1,
+                                child,
+                                fmt.table_lg2(level - 1),
+                                st.pool.as_deref_mut(),
+                            )
+                        };
                         (st.iova, st.pa, st.remaining) = saved;
                         continue;
                     }

@@ -20,9 +20,13 @@ use crate::flush::FlushOps;
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::gather::{DetachedTable, Gather};
 use crate::mem::{MemStats, TableMemory};
+use crate::reserve::Reservation;
 use crate::{Error, Prot, Result};
 
+pub use plan::TableCounts;
+
 mod map;
+mod plan;
 mod unmap;
 mod walk;
 
@@ -80,6 +84,41 @@ pub struct Translation {
     pub level: u32,
 }
 
+/// What to do when a map finds its range already in use.
+///
+/// The map fails with [`Error::AddressInUse`] either way and changes nothing for the part
+/// that failed; the policy only decides whether the attempt also counts as a caller bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverlapPolicy {
+    /// Count it as a usage bug ([`PageTable::overlap_warnings`]) and, with the `log`
+    /// feature, log a warning (Linux's default: `WARN_ON`).
+    #[default]
+    Warn,
+    /// Say nothing (io-pgtable's `IO_PGTABLE_QUIRK_NO_WARN`: user-controlled GPU
+    /// mappings, where overlaps are expected).
+    Silent,
+}
+
+/// Construction options of a [`PageTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The hardware walker snoops the CPU caches. When `false`, the engine asks the table
+    /// memory to clean ([`TableMemory::clean`]) every entry range it writes, once per
+    /// table and operation, and every new table before it is linked in.
+    pub coherent_walk: bool,
+    /// What an overlapping map means.
+    pub overlap: OverlapPolicy,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            coherent_walk: true,
+            overlap: OverlapPolicy::Warn,
+        }
+    }
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A page table of format `F`, with table pages from `M`, driven by flush operations `X`.
@@ -114,6 +153,8 @@ pub struct PageTable<F: Format, M: TableMemory, X: FlushOps> {
     grow_lock: spin::Mutex<()>,
     pgsize_bitmap: u64,
     id: u64,
+    opts: Options,
+    overlaps: AtomicU64,
 }
 
 // SAFETY: the table pages are reached only through atomics; `F`, `M` and `X` are
@@ -124,6 +165,27 @@ unsafe impl<F: Format, M: TableMemory, X: FlushOps> Send for PageTable<F, M, X> 
 unsafe impl<F: Format, M: TableMemory, X: FlushOps> Sync for PageTable<F, M, X> {}
 
 const LEVEL_MASK: usize = 7;
+
+/// Entry indices one operation wrote in one table, for cache cleaning when the walker
+/// does not snoop (an empty range when `lo >= hi`).
+#[derive(Debug, Default)]
+pub(super) struct Dirty {
+    lo: usize,
+    hi: usize,
+}
+
+impl Dirty {
+    /// Notes entries `first .. first + count`.
+    #[inline]
+    pub(super) fn add(&mut self, first: usize, count: usize) {
+        if self.lo >= self.hi {
+            (self.lo, self.hi) = (first, first + count);
+        } else {
+            self.lo = self.lo.min(first);
+            self.hi = self.hi.max(first + count);
+        }
+    }
+}
 
 #[inline]
 fn mask_lg2(bits: u32) -> u64 {
@@ -140,6 +202,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// Fails with [`Error::OutOfMemory`] if the top table cannot be allocated, or
     /// [`Error::BadConfig`] if the format reports an inconsistent geometry.
     pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
+        Self::with_options(fmt, mem, ops, Options::default())
+    }
+
+    /// [`Self::new`] with explicit [`Options`].
+    pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
         let levels = fmt.levels();
         if levels == 0 || levels > F::MAX_LEVELS || fmt.max_levels() < levels || F::MAX_LEVELS > 8 {
             return Err(Error::BadConfig("levels out of range for the format"));
@@ -180,10 +247,75 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             grow_lock: spin::Mutex::new(()),
             pgsize_bitmap,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            opts,
+            overlaps: AtomicU64::new(0),
         };
         let root = t.alloc_table(t.table_bytes_lg2(top, top))?;
         t.top.store(Self::tag(root, top), Ordering::Release);
         Ok(t)
+    }
+
+    /// The options the table was built with.
+    pub fn options(&self) -> Options {
+        self.opts
+    }
+
+    /// How many maps found their range in use while the policy was
+    /// [`OverlapPolicy::Warn`].
+    pub fn overlap_warnings(&self) -> u64 {
+        self.overlaps.load(Ordering::Relaxed)
+    }
+
+    /// The table's identity (reservations and gathers are bound to it).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The level and run of a page size in the bitmap.
+    pub(crate) fn leaf_of(&self, pgsize: u64) -> (u32, u32) {
+        self.leaf_for(pgsize).expect("a page size from the bitmap")
+    }
+
+    /// Records an overlapping map under the table's policy.
+    pub(crate) fn note_overlap(&self) {
+        if self.opts.overlap == OverlapPolicy::Warn {
+            // Relaxed: a statistic.
+            self.overlaps.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "log")]
+            log::warn!("iopt: map over an existing mapping (a caller bug or race)");
+        }
+    }
+
+    /// Cleans the entries `dirty` names in `table` for an incoherent walker (once per
+    /// table and operation). `LIVE` is false for private tables, which are cleaned whole
+    /// before they are linked in instead.
+    #[inline]
+    pub(super) fn clean_dirty<const LIVE: bool>(&self, table: NonNull<u8>, dirty: &Dirty) {
+        if !self.opts.coherent_walk && LIVE && dirty.lo < dirty.hi {
+            // SAFETY: `lo..hi` are entry indices inside `table`.
+            let p = unsafe { table.add(dirty.lo << F::ENTRY_LG2) };
+            self.mem.clean(p, (dirty.hi - dirty.lo) << F::ENTRY_LG2);
+        }
+    }
+
+    /// Cleans a whole private table before it is linked in (incoherent walkers).
+    #[inline]
+    pub(super) fn clean_new_table(&self, table: NonNull<u8>, bytes_lg2: u32) {
+        if !self.opts.coherent_walk {
+            self.mem.clean(table, 1 << bytes_lg2);
+        }
+    }
+
+    /// A new zeroed table for a map: from the reservation when there is one.
+    pub(super) fn new_table(
+        &self,
+        bytes_lg2: u32,
+        pool: &mut Option<&mut Reservation>,
+    ) -> Result<NonNull<u8>> {
+        match pool {
+            Some(pool) => pool.take(bytes_lg2).ok_or(Error::ReservationExhausted),
+            None => self.alloc_table(bytes_lg2),
+        }
     }
 
     /// The format of this table.
@@ -401,7 +533,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> Drop for PageTable<F, M, X> {
         let (root, top) = self.top();
         // SAFETY: `&mut self`: no operation runs; the owner has stopped the hardware
         // (documented on the type); every table is reachable from the root.
-        unsafe { self.free_tree(top, root, self.entries_lg2(top, top)) };
+        unsafe { self.free_tree(top, root, self.entries_lg2(top, top), None) };
     }
 }
 

@@ -12,6 +12,8 @@ struct UnmapState<'g> {
     done: bool,
     unmapped: u64,
     skip_holes: bool,
+    /// Also detach partly covered tables that this unmap empties (single owner only).
+    reclaim: bool,
     gather: &'g mut Gather,
 }
 
@@ -58,7 +60,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         match self.check_range(iova, pgsize, pgcount) {
             Err(e) => (0, Err(e)),
             // SAFETY: the caller's guarantees are passed on.
-            Ok((_, last)) => unsafe { self.unmap_inner(iova, last, false, gather) },
+            Ok((_, last)) => unsafe { self.unmap_inner(iova, last, false, false, gather) },
         }
     }
 
@@ -102,16 +104,17 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return (0, Err(Error::OutOfAperture { iova, last }));
         }
         // SAFETY: as the caller guarantees.
-        unsafe { self.unmap_inner(iova, last, true, gather) }
+        unsafe { self.unmap_inner(iova, last, true, false, gather) }
     }
 
     /// # Safety
     /// As for [`Self::unmap_pages`]; `iova ..= last` lies in the full aperture.
-    unsafe fn unmap_inner(
+    pub(crate) unsafe fn unmap_inner(
         &self,
         iova: u64,
         last: u64,
         skip_holes: bool,
+        reclaim: bool,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
         gather.bind(self.id);
@@ -137,6 +140,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             done: false,
             unmapped: 0,
             skip_holes,
+            reclaim,
             gather,
         };
         // SAFETY: the caller owns the range; `root` is live.
@@ -159,6 +163,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         top: u32,
         table: NonNull<u8>,
         st: &mut UnmapState<'_>,
+    ) -> Result<()> {
+        let mut dirty = Dirty::default();
+        // SAFETY: as the caller guarantees.
+        let r = unsafe { self.unmap_entries(level, top, table, st, &mut dirty) };
+        self.clean_dirty::<true>(table, &dirty);
+        r
+    }
+
+    /// The body of [`Self::unmap_level`]; records the entries it writes in `dirty`.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_level`].
+    unsafe fn unmap_entries(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        st: &mut UnmapState<'_>,
+        dirty: &mut Dirty,
     ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
@@ -188,20 +211,31 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         // SAFETY: runs never cross a table; the range is the caller's.
                         unsafe { Self::store(table, first + i, 0) };
                     }
+                    dirty.add(first, 1 << run_lg2);
                     st.unmapped += size;
-                    st.gather.add_range(base, size, item);
+                    self.ops.add_page(st.gather, base, size);
                     st.advance_to(base.wrapping_add(size));
                     idx = first + (1 << run_lg2);
                 }
                 Pte::Table { pa } => {
                     let child = self.mem.phys_to_virt(pa);
                     let covered = slot >= st.start && slot.wrapping_add(item - 1) <= st.last;
+                    let before = st.unmapped;
                     // SAFETY: linked tables are live; the range is the caller's.
                     unsafe { self.unmap_level(level - 1, top, child, st)? };
-                    if covered && st.gather.can_hold_table() {
+                    let child_lg2 = self.fmt.table_lg2(level - 1);
+                    // A partly covered table emptied by this unmap is detached too when
+                    // the caller owns its whole span (the safe, single-owner table).
+                    let detach = covered
+                        || (st.reclaim && st.unmapped != before && {
+                            // SAFETY: live; the caller owns its whole span.
+                            unsafe { self.table_is_empty(level - 1, child, child_lg2) }
+                        });
+                    if detach && st.gather.can_hold_table() {
                         // SAFETY: the whole span is ours; the detached table is freed
                         // only after the gather's flush.
                         unsafe { Self::store(table, idx, 0) };
+                        dirty.add(idx, 1);
                         st.gather.push_table(DetachedTable {
                             ptr: child,
                             size_lg2: self.table_bytes_lg2(level - 1, top),

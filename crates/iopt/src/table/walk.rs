@@ -38,11 +38,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         })
     }
 
-    /// Frees `table` (at `level`, with `2^entries_lg2` entries) and every table below it.
+    /// True if no entry of `table` (at `level`, `2^entries_lg2` entries) is valid.
     ///
     /// # Safety
-    /// Nothing (software or hardware) will access these tables again.
-    pub(super) unsafe fn free_tree(&self, level: u32, table: NonNull<u8>, entries_lg2: u32) {
+    /// `table` is live or private.
+    pub(super) unsafe fn table_is_empty(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+    ) -> bool {
+        (0..1usize << entries_lg2).all(|i| {
+            // SAFETY: in bounds.
+            let e = unsafe { Self::load(table, i) };
+            self.fmt.decode(level, e) == Pte::Empty
+        })
+    }
+
+    /// Frees `table` (at `level`, with `2^entries_lg2` entries) and every table below it,
+    /// into `pool` (zeroed again) when given, else to the table memory.
+    ///
+    /// # Safety
+    /// Nothing (software or hardware) will access these tables again; with a pool, they
+    /// are private (never published).
+    pub(super) unsafe fn free_tree(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+        mut pool: Option<&mut Reservation>,
+    ) {
         if level > 0 {
             for i in 0..1usize << entries_lg2 {
                 // SAFETY: in bounds.
@@ -54,14 +79,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             level - 1,
                             self.mem.phys_to_virt(pa),
                             self.fmt.table_lg2(level - 1),
+                            pool.as_deref_mut(),
                         )
                     };
                 }
             }
         }
         let bytes_lg2 = (entries_lg2 + F::ENTRY_LG2).max(self.fmt.min_table_bytes_lg2());
-        // SAFETY: allocated with this size (sizes depend only on level and top-ness).
-        unsafe { self.mem.free(table, bytes_lg2) };
+        match pool {
+            Some(pool) => {
+                // SAFETY: private and unreferenced (caller), so zeroing and pooling it
+                // are both fine; it came from this table's memory with this size.
+                unsafe {
+                    core::ptr::write_bytes(table.as_ptr(), 0, 1 << bytes_lg2);
+                    pool.put(table, bytes_lg2);
+                }
+            }
+            // SAFETY: allocated with this size (sizes depend only on level and top-ness).
+            None => unsafe { self.mem.free(table, bytes_lg2) },
+        }
     }
 
     /// The physical address `iova` translates to, or `None` (Linux's `iova_to_phys`).

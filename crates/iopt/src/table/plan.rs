@@ -1,0 +1,291 @@
+//! Planning maps before making them: how many table pages a map needs, whether its
+//! range is free, and reservations of table pages for paths that must not allocate.
+
+use core::ptr::NonNull;
+
+use super::*;
+
+/// Table pages needed, by size class (log2 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableCounts {
+    counts: [u64; 24],
+}
+
+impl TableCounts {
+    /// Pages of `2^size_lg2` bytes.
+    pub fn of(&self, size_lg2: u32) -> u64 {
+        self.counts.get(size_lg2 as usize).copied().unwrap_or(0)
+    }
+
+    /// Pages of every size.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    fn add(&mut self, size_lg2: u32, n: u64) {
+        self.counts[size_lg2 as usize] += n;
+    }
+
+    fn classes(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        (0..24u32)
+            .map(|c| (c, self.counts[c as usize]))
+            .filter(|&(_, n)| n != 0)
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// The top level a map of `..= last` with leaves at `leaf_level` needs (the current
+    /// top unless the format grows).
+    fn needed_top(&self, top: u32, last: u64, leaf_level: u32) -> u32 {
+        let max_top = self.fmt.max_levels() - 1;
+        let mut t = top;
+        while t < max_top && (leaf_level > t || last > self.aperture(t).last) {
+            t += 1;
+        }
+        t
+    }
+
+    /// Adds the tables of levels `from .. to` that a map of `first ..= last` needs where
+    /// nothing exists yet: one table per distinct span of the level above.
+    fn count_fresh(
+        &self,
+        first: u64,
+        last: u64,
+        from: u32,
+        to: u32,
+        top: u32,
+        counts: &mut TableCounts,
+    ) {
+        for level in from..to {
+            let shift = self.fmt.item_lg2(level + 1);
+            let n = (last >> shift) - (first >> shift) + 1;
+            counts.add(self.table_bytes_lg2(level, top), n);
+        }
+    }
+
+    /// The worst-case number of table pages the maps in `plan` (`(iova, len)` pairs)
+    /// can need, whatever page sizes they use and whatever exists when they run.
+    ///
+    /// For a top at level `T` (the level the plan needs; growth adds `T - T_now` tables),
+    /// the bound is, for every level `l < T`, the number of distinct level-`l + 1`
+    /// entries the plan's ranges touch:
+    ///
+    /// `pages = (T - T_now) + Σ_{l=0}^{T-1} |⋃_i [iova_i >> s(l+1), last_i >> s(l+1)]|`
+    ///
+    /// where `s(l)` is log2 of the span of one level-`l` entry. Ranges sorted by IOVA are
+    /// merged per level (a table two maps share is counted once); unsorted plans are
+    /// summed, which over-counts but never under-counts.
+    pub fn worst_case_tables(&self, plan: &[(u64, u64)]) -> Result<TableCounts> {
+        let (_, cur_top) = self.top();
+        let full = self.aperture(self.fmt.max_levels() - 1);
+        let mut top = cur_top;
+        let mut sorted = true;
+        let mut prev_last: Option<u64> = None;
+        for &(iova, len) in plan {
+            if len == 0 {
+                return Err(Error::ZeroLength);
+            }
+            let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
+            if !full.contains(iova, last) {
+                return Err(Error::OutOfAperture { iova, last });
+            }
+            top = top.max(self.needed_top(cur_top, last, 0));
+            sorted &= prev_last.is_none_or(|p| p < iova);
+            prev_last = Some(last);
+        }
+        let mut counts = TableCounts::default();
+        for level in cur_top + 1..=top {
+            counts.add(self.table_bytes_lg2(level, top), 1);
+        }
+        for level in 0..top {
+            let shift = self.fmt.item_lg2(level + 1);
+            let mut counted: Option<u64> = None; // last index counted (sorted plans)
+            let mut n = 0u64;
+            for &(iova, len) in plan {
+                let (a, b) = (iova >> shift, (iova + (len - 1)) >> shift);
+                match counted {
+                    Some(c) if sorted && a <= c => {
+                        if b > c {
+                            n += b - c;
+                        }
+                    }
+                    _ => n += b - a + 1,
+                }
+                counted = Some(counted.map_or(b, |c| c.max(b)));
+            }
+            counts.add(self.table_bytes_lg2(level, top), n);
+        }
+        Ok(counts)
+    }
+
+    /// Allocates the table pages of `counts` into a new reservation; on failure frees
+    /// what it took and changes nothing.
+    pub fn reserve_counts(&self, counts: &TableCounts) -> Result<Reservation> {
+        let mut r = Reservation::new(self.id);
+        for (size_lg2, n) in counts.classes() {
+            for _ in 0..n {
+                match self.alloc_table(size_lg2) {
+                    // SAFETY: a fresh zeroed table from this table's memory.
+                    Ok(t) => unsafe { r.put(t, size_lg2) },
+                    Err(e) => {
+                        self.release(r);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// A reservation holding the worst case of [`Self::worst_case_tables`] for `plan`:
+    /// maps of the plan made with [`Self::map_pages_reserved`] (or the safe layer's
+    /// `map_reserved`) never allocate and cannot fail for lack of memory.
+    pub fn reserve(&self, plan: &[(u64, u64)]) -> Result<Reservation> {
+        self.reserve_counts(&self.worst_case_tables(plan)?)
+    }
+
+    /// Gives the pages left in a reservation back to the table memory.
+    ///
+    /// # Panics
+    /// If the reservation belongs to another table.
+    pub fn release(&self, mut reservation: Reservation) {
+        assert_eq!(reservation.owner, self.id, "reservation of another table");
+        while let Some((t, size_lg2)) = reservation.take_any() {
+            // SAFETY: the page came from this table's memory with this size and is
+            // private to the reservation.
+            unsafe { self.mem.free(t, size_lg2) };
+        }
+    }
+
+    /// Checks that `first ..= last` can be mapped with leaves at `leaf_level` (runs of
+    /// `2^run_lg2`): nothing mapped there. Adds to `counts` the tables such a map would
+    /// create, exactly for what exists now.
+    ///
+    /// # Safety
+    /// The caller owns the range (no concurrent map or unmap in it).
+    pub(crate) unsafe fn plan_map(
+        &self,
+        first: u64,
+        last: u64,
+        leaf_level: u32,
+        run_lg2: u32,
+        counts: &mut TableCounts,
+    ) -> Result<()> {
+        let (root, top) = self.top();
+        let ap = self.aperture(top);
+        let new_top = self.needed_top(top, last, leaf_level);
+        for level in top + 1..=new_top {
+            counts.add(self.table_bytes_lg2(level, new_top), 1);
+        }
+        let in_old = ap.contains(first, first);
+        if in_old && leaf_level > top {
+            // The page covers the whole old root: it must hold nothing.
+            // SAFETY: live root.
+            if unsafe { self.subtree_has_leaf(top, root, self.entries_lg2(top, top)) } {
+                return Err(Error::AddressInUse(first));
+            }
+        } else if in_old {
+            let part_last = last.min(ap.last);
+            // SAFETY: the caller owns the range.
+            unsafe {
+                self.plan_level(
+                    top, top, root, first, part_last, leaf_level, run_lg2, counts,
+                )?
+            };
+        }
+        if last > ap.last {
+            let from = if in_old { ap.last + 1 } else { first };
+            if from <= last && leaf_level < new_top {
+                self.count_fresh(from, last, leaf_level, new_top, new_top, counts);
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `table` is live at `level`; the caller owns `first ..= last`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn plan_level(
+        &self,
+        level: u32,
+        top: u32,
+        table: NonNull<u8>,
+        first: u64,
+        last: u64,
+        leaf_level: u32,
+        run_lg2: u32,
+        counts: &mut TableCounts,
+    ) -> Result<()> {
+        let fmt = &self.fmt;
+        let n = 1usize << self.entries_lg2(level, top);
+        let item_lg2 = fmt.item_lg2(level);
+        let item = 1u64 << item_lg2;
+        let mut iova = first;
+        let mut idx = (iova >> item_lg2) as usize & (n - 1);
+        let step = if level == leaf_level {
+            1usize << run_lg2
+        } else {
+            1
+        };
+        while idx < n {
+            let slot = iova & !(item - 1);
+            let slot_last = slot.wrapping_add(item - 1);
+            for i in 0..step {
+                // SAFETY: idx + i < n (runs never cross a table).
+                let e = unsafe { Self::load(table, idx + i) };
+                let at = iova.max(slot) + ((i as u64) << item_lg2);
+                match fmt.decode(level, e) {
+                    Pte::Empty => {
+                        if level > leaf_level {
+                            let sub_last = last.min(slot_last);
+                            self.count_fresh(iova, sub_last, leaf_level, level, top, counts);
+                        }
+                    }
+                    Pte::Leaf { .. } => return Err(Error::AddressInUse(at)),
+                    Pte::Table { pa } => {
+                        let child = self.mem.phys_to_virt(pa);
+                        if level == leaf_level {
+                            // A leftover table is replaced; one holding leaves conflicts.
+                            let used = level == 0 || {
+                                // SAFETY: linked tables are live.
+                                unsafe {
+                                    self.subtree_has_leaf(
+                                        level - 1,
+                                        child,
+                                        fmt.table_lg2(level - 1),
+                                    )
+                                }
+                            };
+                            if used {
+                                return Err(Error::AddressInUse(at));
+                            }
+                        } else {
+                            let sub_last = last.min(slot_last);
+                            // SAFETY: live; the caller owns the range.
+                            unsafe {
+                                self.plan_level(
+                                    level - 1,
+                                    top,
+                                    child,
+                                    iova,
+                                    sub_last,
+                                    leaf_level,
+                                    run_lg2,
+                                    counts,
+                                )?
+                            };
+                        }
+                    }
+                }
+            }
+            let next = (iova & !((item << (step.trailing_zeros())) - 1))
+                .wrapping_add(item << step.trailing_zeros());
+            if next == 0 || next > last {
+                return Ok(());
+            }
+            iova = next;
+            idx += step;
+        }
+        Ok(())
+    }
+}
