@@ -379,3 +379,101 @@ unsafe impl<T: TableMemory + ?Sized> TableMemory for &T {
         (**self).clean(ptr, len)
     }
 }
+
+/// A [`TableMemory`] wrapper that fails chosen allocations, for fault-injection tests.
+///
+/// Allocations are numbered from 1 (counting from creation or the last
+/// [`FaultyMemory::reset`]). [`FaultyMemory::fail_nth`] fails exactly one of them;
+/// [`FaultyMemory::fail_from`] fails that one and every later one.
+///
+/// ```
+/// use iopt::mem::{FaultyMemory, HeapMemory, TableMemory};
+/// let m = FaultyMemory::new(HeapMemory::new());
+/// m.fail_nth(2);
+/// let a = m.alloc(12).unwrap();
+/// assert!(m.alloc(12).is_none());
+/// let b = m.alloc(12).unwrap();
+/// // SAFETY: both came from `m` with this size and are unused.
+/// unsafe { m.free(a, 12); m.free(b, 12); }
+/// assert_eq!(m.failures(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct FaultyMemory<M> {
+    inner: M,
+    count: AtomicU64,
+    fail_at: AtomicU64,
+    fail_all_after: core::sync::atomic::AtomicBool,
+    failures: AtomicU64,
+}
+
+impl<M: TableMemory> FaultyMemory<M> {
+    /// Wraps `inner`; nothing fails until told to.
+    pub fn new(inner: M) -> Self {
+        FaultyMemory {
+            inner,
+            count: AtomicU64::new(0),
+            fail_at: AtomicU64::new(0),
+            fail_all_after: core::sync::atomic::AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+        }
+    }
+    /// Fails allocation number `n` only (0: none).
+    pub fn fail_nth(&self, n: u64) {
+        self.fail_at.store(n, Ordering::SeqCst);
+        self.fail_all_after.store(false, Ordering::SeqCst);
+    }
+    /// Fails allocation number `n` and every later one.
+    pub fn fail_from(&self, n: u64) {
+        self.fail_at.store(n, Ordering::SeqCst);
+        self.fail_all_after.store(true, Ordering::SeqCst);
+    }
+    /// Restarts the numbering and stops failing.
+    pub fn reset(&self) {
+        self.count.store(0, Ordering::SeqCst);
+        self.fail_at.store(0, Ordering::SeqCst);
+        self.fail_all_after.store(false, Ordering::SeqCst);
+    }
+    /// Allocations asked for since creation or the last reset.
+    pub fn allocations(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+    /// Allocations refused so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::SeqCst)
+    }
+    /// The wrapped memory.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+}
+
+// SAFETY: forwards to `inner`, which upholds the contract; refusing an allocation is
+// always allowed.
+unsafe impl<M: TableMemory> TableMemory for FaultyMemory<M> {
+    fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        let at = self.fail_at.load(Ordering::SeqCst);
+        let fail = at != 0 && (n == at || (n > at && self.fail_all_after.load(Ordering::SeqCst)));
+        if fail {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            return None;
+        }
+        self.inner.alloc(size_lg2)
+    }
+    unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
+        // SAFETY: the caller's guarantee is passed on.
+        unsafe { self.inner.free(ptr, size_lg2) }
+    }
+    fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
+        self.inner.virt_to_phys(ptr)
+    }
+    fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
+        self.inner.phys_to_virt(pa)
+    }
+    fn stats(&self) -> MemStats {
+        self.inner.stats()
+    }
+    fn clean(&self, ptr: NonNull<u8>, len: usize) {
+        self.inner.clean(ptr, len)
+    }
+}
