@@ -12,6 +12,27 @@ use crate::mem::{MemStats, TableMemory};
 use crate::table::{Info, Options, PageTable, TableCounts, Translation};
 use crate::{Error, Prot, Reservation, Result};
 
+/// The next piece of a map with page sizes `bitmap`: the largest page size usable at
+/// `iova`/`paddr` (both aligned to it) for at most `remaining` bytes, and how many such
+/// pages to map before a larger size becomes usable (`remaining` and the addresses are
+/// multiples of the smallest page size).
+pub(crate) fn next_piece(bitmap: u64, iova: u64, paddr: u64, remaining: u64) -> (u64, u64) {
+    let align = (iova | paddr).trailing_zeros().min(63);
+    let fits = bitmap & (u64::MAX >> (63 - align)) & (u64::MAX >> remaining.leading_zeros());
+    let size = 1u64 << (63 - fits.leading_zeros());
+    let mut count = remaining / size;
+    // Stop where the next larger page size becomes usable.
+    let larger = bitmap & !(size.wrapping_shl(1).wrapping_sub(1));
+    if larger != 0 {
+        let big = 1u64 << larger.trailing_zeros();
+        if (iova ^ paddr) & (big - 1) == 0 {
+            let to_boundary = big - (iova & (big - 1));
+            count = count.min(to_boundary / size);
+        }
+    }
+    (size, count.max(1))
+}
+
 /// What an unmap removed. The hardware may still use the old translations until the
 /// gather is synced: pass the gather to [`Table::sync`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,27 +169,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         self.raw.release(reservation)
     }
 
-    /// The next piece of a map: the largest page size usable at `iova`/`paddr` for at
-    /// most `remaining` bytes, and how many such pages to map before a larger size
-    /// becomes usable.
-    fn next_piece(&self, iova: u64, paddr: u64, remaining: u64) -> (u64, u64) {
-        let bitmap = self.raw.info().pgsize_bitmap;
-        let align = (iova | paddr).trailing_zeros().min(63);
-        let fits = bitmap & (((2u64 << align) - 1) & (u64::MAX >> remaining.leading_zeros()));
-        let size = 1u64 << (63 - fits.leading_zeros());
-        let mut count = remaining / size;
-        // Stop where the next larger page size becomes usable.
-        let larger = bitmap & !((size << 1) - 1);
-        if larger != 0 {
-            let big = 1u64 << larger.trailing_zeros();
-            if (iova ^ paddr) & (big - 1) == 0 {
-                let to_boundary = big - (iova & (big - 1));
-                count = count.min(to_boundary / size);
-            }
-        }
-        (size, count.max(1))
-    }
-
     fn check_args(&self, iova: u64, paddr: u64, len: u64, prot: Prot) -> Result<()> {
         if !prot.has_access() {
             return Err(Error::NoAccess);
@@ -214,7 +214,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         let mut counts = TableCounts::default();
         let (mut v, mut p, mut rem) = (iova, paddr, len);
         while rem != 0 {
-            let (size, n) = self.next_piece(v, p, rem);
+            let (size, n) = next_piece(self.raw.info().pgsize_bitmap, v, p, rem);
             let (level, run) = self.raw.leaf_of(size);
             let piece = size * n;
             // SAFETY: `&mut self`: we own every range of the table.
@@ -246,7 +246,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         let (mut v, mut p, mut rem) = (iova, paddr, len);
         let mut result = Ok(());
         while rem != 0 {
-            let (size, n) = self.next_piece(v, p, rem);
+            let (size, n) = next_piece(self.raw.info().pgsize_bitmap, v, p, rem);
             // SAFETY: `&mut self` owns the range; it was checked free.
             let (done, r) = unsafe {
                 self.raw
@@ -318,5 +318,28 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// detached table pages.
     pub fn sync(&mut self, gather: &mut Gather) {
         self.raw.sync(gather)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_piece;
+
+    /// ARM64 4K: 4K, 64K (contiguous), 2M, 32M (contiguous), 1G, 16G (contiguous).
+    const ARM4K: u64 = (1 << 12) | (1 << 16) | (1 << 21) | (1 << 25) | (1 << 30) | (1 << 34);
+
+    #[test]
+    fn pieces_grow_with_alignment_and_stop_at_boundaries() {
+        // 4K-aligned start: 4K pages up to the 64K boundary.
+        assert_eq!(next_piece(ARM4K, 0x1000, 0x1000, 1 << 30), (0x1000, 15));
+        // 64K-aligned: 64K runs up to the 2M boundary.
+        assert_eq!(next_piece(ARM4K, 0x1_0000, 0x1_0000, 1 << 30), (0x1_0000, 31));
+        // Different offsets modulo 64K: 4K pages for the whole length.
+        assert_eq!(next_piece(ARM4K, 0x1000, 0x2000, 0x10_0000), (0x1000, 256));
+        // Short lengths cap the size.
+        assert_eq!(next_piece(ARM4K, 0, 0, 0x21_0000), (0x20_0000, 1));
+        assert_eq!(next_piece(ARM4K, 0x20_0000, 0x20_0000, 0x1_0000), (0x1_0000, 1));
+        // Address 0 is aligned to everything.
+        assert_eq!(next_piece(ARM4K, 0, 0, 1 << 35), (1 << 34, 2));
     }
 }
