@@ -62,8 +62,8 @@ impl TableList {
 /// invalidated, the smallest granule removed, and the table pages detached from the tree.
 ///
 /// Detached pages are freed only by [`crate::PageTable::sync`], after the table's flush
-/// operations have run for the gathered range. A gather belongs to the table that first
-/// used it.
+/// operations have run for the gathered range. A gather belongs to the table that filled
+/// it until it is synced; an empty gather can serve any table.
 #[derive(Debug)]
 pub struct Gather {
     owner: u64,
@@ -132,7 +132,8 @@ impl Gather {
     }
 
     pub(crate) fn bind(&mut self, owner: u64) {
-        if self.owner == 0 {
+        // An empty gather may move to another table.
+        if self.owner == 0 || self.is_empty() {
             self.owner = owner;
         }
         assert_eq!(
