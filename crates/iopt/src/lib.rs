@@ -21,6 +21,7 @@ pub mod mem;
 mod prot;
 mod reserve;
 mod safe;
+mod sync;
 mod table;
 
 pub use error::{Error, Result};

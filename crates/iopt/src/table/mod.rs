@@ -14,7 +14,10 @@
 //! thread frees its private subtree and redoes that part through the winner's table.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+// Entries, the top pointer and the growth lock: loom's under `cfg(loom)` (src/sync.rs).
+use crate::sync;
 
 use crate::flush::FlushOps;
 use crate::format::{Format, HwWords, Pte, VaMode};
@@ -149,8 +152,8 @@ pub struct PageTable<F: Format, M: TableMemory, X: FlushOps> {
     ops: X,
     /// Pointer to the top table with the top level in the low 3 bits, so that readers
     /// see the root and its level change together.
-    top: AtomicPtr<u8>,
-    grow_lock: spin::Mutex<()>,
+    top: sync::AtomicPtr<u8>,
+    grow_lock: sync::Mutex<()>,
     pgsize_bitmap: u64,
     id: u64,
     opts: Options,
@@ -243,8 +246,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             fmt,
             mem,
             ops,
-            top: AtomicPtr::new(core::ptr::null_mut()),
-            grow_lock: spin::Mutex::new(()),
+            top: sync::AtomicPtr::new(core::ptr::null_mut()),
+            grow_lock: sync::Mutex::new(()),
             pgsize_bitmap,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             opts,
@@ -422,10 +425,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             // SAFETY: in bounds by the caller's guarantee; tables are aligned to their
             // size, so entry `i` is 8-byte aligned; table memory is only accessed
             // atomically while the table is live.
-            unsafe { (*table.as_ptr().cast::<AtomicU64>().add(i)).load(Ordering::Acquire) }
+            unsafe { (*table.as_ptr().cast::<sync::AtomicU64>().add(i)).load(Ordering::Acquire) }
         } else {
             // SAFETY: as above, for 4-byte entries.
-            unsafe { (*table.as_ptr().cast::<AtomicU32>().add(i)).load(Ordering::Acquire) as u64 }
+            unsafe {
+                (*table.as_ptr().cast::<sync::AtomicU32>().add(i)).load(Ordering::Acquire) as u64
+            }
         }
     }
 
@@ -439,11 +444,14 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         // what it points to.
         if F::ENTRY_LG2 == 3 {
             // SAFETY: see `load`.
-            unsafe { (*table.as_ptr().cast::<AtomicU64>().add(i)).store(v, Ordering::Release) }
+            unsafe {
+                (*table.as_ptr().cast::<sync::AtomicU64>().add(i)).store(v, Ordering::Release)
+            }
         } else {
             // SAFETY: see `load`; 32-bit formats only produce 32-bit entries.
             unsafe {
-                (*table.as_ptr().cast::<AtomicU32>().add(i)).store(v as u32, Ordering::Release)
+                (*table.as_ptr().cast::<sync::AtomicU32>().add(i))
+                    .store(v as u32, Ordering::Release)
             }
         }
     }
@@ -459,14 +467,14 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if F::ENTRY_LG2 == 3 {
             // SAFETY: see `load`.
             unsafe {
-                (*table.as_ptr().cast::<AtomicU64>().add(i))
+                (*table.as_ptr().cast::<sync::AtomicU64>().add(i))
                     .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             }
         } else {
             // SAFETY: see `load`.
             unsafe {
-                (*table.as_ptr().cast::<AtomicU32>().add(i))
+                (*table.as_ptr().cast::<sync::AtomicU32>().add(i))
                     .compare_exchange(old as u32, new as u32, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             }
