@@ -98,6 +98,11 @@ pub trait Format: Sized + Send + Sync {
     const ENTRY_LG2: u32;
     /// The most levels any configuration of this format can have.
     const MAX_LEVELS: u32;
+    /// The output address sits in the entry as it is (not shifted or split), so that
+    /// `make_leaf(l, pa + k * size, c, p) == make_leaf(l, pa, c, p) + k * size` for every
+    /// `pa` aligned to the mapping size and within the output-address width. The engine
+    /// then fills runs of fresh entries by addition instead of encoding each one.
+    const OA_IN_PLACE: bool = false;
 
     /// Number of levels the table has when it is created.
     fn levels(&self) -> u32;

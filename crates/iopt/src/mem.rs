@@ -130,6 +130,7 @@ fn table_layout(size_lg2: u32) -> core::alloc::Layout {
 // allocator and the atomic counters are thread-safe.
 #[cfg(feature = "alloc")]
 unsafe impl TableMemory for HeapMemory {
+    #[inline]
     fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
         let layout = table_layout(size_lg2);
         // SAFETY: the layout has a non-zero size.
@@ -137,6 +138,7 @@ unsafe impl TableMemory for HeapMemory {
         self.counters.add(layout.size() as u64);
         Some(p)
     }
+    #[inline]
     unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
         let layout = table_layout(size_lg2);
         self.counters.sub(layout.size() as u64);
@@ -144,15 +146,18 @@ unsafe impl TableMemory for HeapMemory {
         // from `alloc_zeroed` with this layout, and is freed once.
         unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
     }
+    #[inline]
     fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
         // The physical address is the pointer's address; exposing its provenance lets
         // `phys_to_virt` turn the integer back into a usable pointer.
         ptr.as_ptr().expose_provenance() as u64
     }
+    #[inline]
     fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
         NonNull::new(core::ptr::with_exposed_provenance_mut(pa as usize))
             .expect("table at physical address 0")
     }
+    #[inline]
     fn stats(&self) -> MemStats {
         self.counters.stats()
     }
@@ -299,6 +304,7 @@ mod arena {
     // `alloc` checks against the base. Blocks are zero on hand-out (zeroed on free, and
     // the buffer starts zeroed); the free lists never hold a live block.
     unsafe impl TableMemory for ArenaMemory {
+        #[inline]
         fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
             let size = table_layout(size_lg2).size();
             let align_ok = size_lg2 <= BUF_ALIGN_LG2 || (self.base_pa.trailing_zeros() >= size_lg2);
@@ -330,6 +336,7 @@ mod arena {
             Some(unsafe { NonNull::new_unchecked(self.buf.as_ptr().add(off)) })
         }
 
+        #[inline]
         unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
             let size = 1usize << size_lg2;
             let off = ptr.as_ptr() as usize - self.buf.as_ptr() as usize;
@@ -340,10 +347,12 @@ mod arena {
             self.counters.sub(size as u64);
         }
 
+        #[inline]
         fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
             self.base_pa + (ptr.as_ptr() as usize - self.buf.as_ptr() as usize) as u64
         }
 
+        #[inline]
         fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
             let off = (pa - self.base_pa) as usize;
             assert!(off < self.capacity, "physical address outside the arena");
@@ -351,6 +360,7 @@ mod arena {
             unsafe { NonNull::new_unchecked(self.buf.as_ptr().add(off)) }
         }
 
+        #[inline]
         fn stats(&self) -> MemStats {
             self.counters.stats()
         }
@@ -359,22 +369,28 @@ mod arena {
 
 // SAFETY: forwards to `T`, which upholds the contract.
 unsafe impl<T: TableMemory + ?Sized> TableMemory for &T {
+    #[inline]
     fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
         (**self).alloc(size_lg2)
     }
+    #[inline]
     unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
         // SAFETY: the caller's guarantee is passed on.
         unsafe { (**self).free(ptr, size_lg2) }
     }
+    #[inline]
     fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
         (**self).virt_to_phys(ptr)
     }
+    #[inline]
     fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
         (**self).phys_to_virt(pa)
     }
+    #[inline]
     fn stats(&self) -> MemStats {
         (**self).stats()
     }
+    #[inline]
     fn clean(&self, ptr: NonNull<u8>, len: usize) {
         (**self).clean(ptr, len)
     }
@@ -450,6 +466,7 @@ impl<M: TableMemory> FaultyMemory<M> {
 // SAFETY: forwards to `inner`, which upholds the contract; refusing an allocation is
 // always allowed.
 unsafe impl<M: TableMemory> TableMemory for FaultyMemory<M> {
+    #[inline]
     fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         let at = self.fail_at.load(Ordering::SeqCst);
@@ -460,19 +477,24 @@ unsafe impl<M: TableMemory> TableMemory for FaultyMemory<M> {
         }
         self.inner.alloc(size_lg2)
     }
+    #[inline]
     unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
         // SAFETY: the caller's guarantee is passed on.
         unsafe { self.inner.free(ptr, size_lg2) }
     }
+    #[inline]
     fn virt_to_phys(&self, ptr: NonNull<u8>) -> u64 {
         self.inner.virt_to_phys(ptr)
     }
+    #[inline]
     fn phys_to_virt(&self, pa: u64) -> NonNull<u8> {
         self.inner.phys_to_virt(pa)
     }
+    #[inline]
     fn stats(&self) -> MemStats {
         self.inner.stats()
     }
+    #[inline]
     fn clean(&self, ptr: NonNull<u8>, len: usize) {
         self.inner.clean(ptr, len)
     }

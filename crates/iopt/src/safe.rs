@@ -333,12 +333,18 @@ mod tests {
         // 4K-aligned start: 4K pages up to the 64K boundary.
         assert_eq!(next_piece(ARM4K, 0x1000, 0x1000, 1 << 30), (0x1000, 15));
         // 64K-aligned: 64K runs up to the 2M boundary.
-        assert_eq!(next_piece(ARM4K, 0x1_0000, 0x1_0000, 1 << 30), (0x1_0000, 31));
+        assert_eq!(
+            next_piece(ARM4K, 0x1_0000, 0x1_0000, 1 << 30),
+            (0x1_0000, 31)
+        );
         // Different offsets modulo 64K: 4K pages for the whole length.
         assert_eq!(next_piece(ARM4K, 0x1000, 0x2000, 0x10_0000), (0x1000, 256));
         // Short lengths cap the size.
         assert_eq!(next_piece(ARM4K, 0, 0, 0x21_0000), (0x20_0000, 1));
-        assert_eq!(next_piece(ARM4K, 0x20_0000, 0x20_0000, 0x1_0000), (0x1_0000, 1));
+        assert_eq!(
+            next_piece(ARM4K, 0x20_0000, 0x20_0000, 0x1_0000),
+            (0x1_0000, 1)
+        );
         // Address 0 is aligned to everything.
         assert_eq!(next_piece(ARM4K, 0, 0, 1 << 35), (1 << 34, 2));
     }

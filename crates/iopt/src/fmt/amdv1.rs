@@ -207,6 +207,7 @@ impl Format for AmdV1 {
     const NAME: &'static str = "amdv1";
     const ENTRY_LG2: u32 = 3;
     const MAX_LEVELS: u32 = 6;
+    const OA_IN_PLACE: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

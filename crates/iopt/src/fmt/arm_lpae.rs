@@ -393,6 +393,7 @@ impl Format for ArmLpae {
     const NAME: &'static str = "arm64-lpae";
     const ENTRY_LG2: u32 = 3;
     const MAX_LEVELS: u32 = 4;
+    const OA_IN_PLACE: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

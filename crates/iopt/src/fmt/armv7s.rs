@@ -263,6 +263,7 @@ impl Format for ArmV7s {
     const NAME: &'static str = "armv7s";
     const ENTRY_LG2: u32 = 2;
     const MAX_LEVELS: u32 = 2;
+    const OA_IN_PLACE: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

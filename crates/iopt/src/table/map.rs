@@ -90,6 +90,16 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         match self.check_map(iova, paddr, pgsize, pgcount, prot) {
             Err(e) => (0, Err(e)),
             Ok((len, last, leaf_level, run_lg2)) => {
+                if len == 1u64 << (self.item_lg2(leaf_level) + run_lg2) {
+                    // SAFETY: the caller's guarantees are passed on.
+                    if let Some(r) = unsafe { self.map_one(iova, paddr, leaf_level, run_lg2, prot) }
+                    {
+                        if let Err(Error::AddressInUse(_)) = r {
+                            self.note_overlap();
+                        }
+                        return (if r.is_ok() { len } else { 0 }, r);
+                    }
+                }
                 let mut st = MapState {
                     iova,
                     pa: paddr,
@@ -134,6 +144,71 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         let (level, run) = self.leaf_for(pgsize).ok_or(Error::BadPageSize(pgsize))?;
         Ok((len, last, level, run))
+    }
+
+    /// One page (entry or run) where every table on the way exists: a straight walk down
+    /// and one write, without the general descent. `None`: take the general path (a
+    /// table is missing, a leftover table is in the way, or the top must grow).
+    ///
+    /// # Safety
+    /// As for [`Self::map_pages`].
+    #[inline]
+    unsafe fn map_one(
+        &self,
+        iova: u64,
+        pa: u64,
+        leaf_level: u32,
+        run_lg2: u32,
+        prot: Prot,
+    ) -> Option<Result<()>> {
+        let (mut table, top) = self.top();
+        let item_lg2 = self.item_lg2(leaf_level);
+        let last = iova.wrapping_add((1u64 << (item_lg2 + run_lg2)) - 1);
+        if leaf_level > top || !self.aperture(top).contains(iova, last) {
+            return None;
+        }
+        let mut level = top;
+        while level > leaf_level {
+            let idx = (iova >> self.item_lg2(level)) as usize
+                & ((1usize << self.entries_lg2(level, top)) - 1);
+            // SAFETY: idx is inside the table; `table` is live.
+            let e = unsafe { Self::load(table, idx) };
+            match self.fmt.decode(level, e) {
+                Pte::Table { pa } => table = self.mem.phys_to_virt(pa),
+                Pte::Leaf { .. } => return Some(Err(Error::AddressInUse(iova))),
+                Pte::Empty => return None,
+            }
+            level -= 1;
+        }
+        let idx = (iova >> item_lg2) as usize & ((1usize << self.entries_lg2(level, top)) - 1);
+        let run = 1usize << run_lg2;
+        for i in 0..run {
+            // SAFETY: runs are aligned and never cross a table.
+            let e = unsafe { Self::load(table, idx + i) };
+            match self.fmt.decode(level, e) {
+                Pte::Empty => {}
+                Pte::Leaf { .. } => {
+                    return Some(Err(Error::AddressInUse(iova + ((i as u64) << item_lg2))));
+                }
+                Pte::Table { .. } => return None,
+            }
+        }
+        let first = self.fmt.make_leaf(level, pa, run_lg2, prot);
+        let step = self.fmt.run_step(level, run_lg2);
+        for i in 0..run {
+            // SAFETY: as above; the caller owns the range.
+            unsafe {
+                Self::store(
+                    table,
+                    idx + i,
+                    first.wrapping_add(step.wrapping_mul(i as u64)),
+                )
+            };
+        }
+        let mut dirty = Dirty::default();
+        dirty.add(idx, run);
+        self.clean_dirty::<true>(table, &dirty);
+        Some(Ok(()))
     }
 
     /// Maps what `st` describes, growing the top first where the format allows it.
@@ -360,12 +435,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = fmt.item_lg2(level);
+        let item_lg2 = self.item_lg2(level);
         let mut idx = (st.iova >> item_lg2) as usize & (n - 1);
         if level == st.leaf_level {
             let run = 1usize << st.run_lg2;
             let size = 1u64 << (item_lg2 + st.run_lg2);
             let step = fmt.run_step(level, st.run_lg2);
+            if private && run == 1 && F::OA_IN_PLACE && !cfg!(loom) {
+                // A fresh table: no checks, and entries follow by addition. Nothing else
+                // can see the table yet, so plain (vectorisable) writes are fine.
+                let count = ((st.remaining >> item_lg2) as usize).min(n - idx);
+                let first = fmt.make_leaf(level, st.pa, 0, st.prot);
+                let base = table.as_ptr().cast::<u64>();
+                for i in 0..count {
+                    let v = first.wrapping_add((i as u64) << item_lg2);
+                    // SAFETY: idx + i < n; the table is private to this call; 64-bit
+                    // formats only (checked below for 32-bit ones).
+                    unsafe {
+                        if F::ENTRY_LG2 == 3 {
+                            base.add(idx + i).write(v);
+                        } else {
+                            table.as_ptr().cast::<u32>().add(idx + i).write(v as u32);
+                        }
+                    }
+                }
+                let bytes = (count as u64) << item_lg2;
+                st.iova = st.iova.wrapping_add(bytes);
+                st.pa = st.pa.wrapping_add(bytes);
+                st.remaining -= bytes;
+                return Ok(());
+            }
             while st.remaining != 0 && idx < n {
                 // Check every slot of the run before writing any. A private table is
                 // filled front to back by this call alone, so its slots ahead are empty.
@@ -386,7 +485,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                                     self.subtree_has_leaf(
                                         level - 1,
                                         self.mem.phys_to_virt(pa),
-                                        self.fmt.table_lg2(level - 1),
+                                        self.inner_lg2(level - 1),
                                     )
                                 }
                             };
@@ -415,12 +514,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                                 self.ops.flush_walk(
                                     slot,
                                     1 << item_lg2,
-                                    1 << fmt.item_lg2(level - 1),
+                                    1 << self.item_lg2(level - 1),
                                 );
                                 self.free_tree(
                                     level - 1,
                                     self.mem.phys_to_virt(pa),
-                                    fmt.table_lg2(level - 1),
+                                    self.inner_lg2(level - 1),
                                     None,
                                 );
                             }
@@ -469,7 +568,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             self.free_tree(
                                 level - 1,
                                 child,
-                                fmt.table_lg2(level - 1),
+                                self.inner_lg2(level - 1),
                                 st.pool.as_deref_mut(),
                             )
                         };
@@ -489,7 +588,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             self.free_tree(
                                 level - 1,
                                 child,
-                                fmt.table_lg2(level - 1),
+                                self.inner_lg2(level - 1),
                                 st.pool.as_deref_mut(),
                             )
                         };

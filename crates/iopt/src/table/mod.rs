@@ -158,6 +158,25 @@ pub struct PageTable<F: Format, M: TableMemory, X: FlushOps> {
     id: u64,
     opts: Options,
     overlaps: AtomicU64,
+    geo: Geometry,
+}
+
+/// The format's geometry, computed once so that the hot paths read small arrays instead
+/// of re-deriving shifts and masks from the configuration.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    /// log2 of the span of one entry, per level.
+    item_lg2: [u32; 8],
+    /// log2 of the entry count of a table at this level that is not the top.
+    inner_lg2: [u32; 8],
+    /// log2 of the entry count of a table at this level when it is the top.
+    top_lg2: [u32; 8],
+    /// `(level << 5 | run) + 1` for a page of `2^n` bytes, 0 if not supported.
+    leaf_by_lg2: [u8; 64],
+    /// The aperture at the largest top.
+    max_aperture: Aperture,
+    /// Whether the top can grow.
+    growable: bool,
 }
 
 // SAFETY: the table pages are reached only through atomics; `F`, `M` and `X` are
@@ -242,7 +261,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 }
             }
         }
+        let mut geo = Geometry {
+            item_lg2: [0; 8],
+            inner_lg2: [0; 8],
+            top_lg2: [0; 8],
+            leaf_by_lg2: [0; 64],
+            max_aperture: Self::aperture_of(&fmt, max_top),
+            growable: fmt.max_levels() > levels,
+        };
+        for level in 0..=max_top {
+            let l = level as usize;
+            geo.item_lg2[l] = fmt.item_lg2(level);
+            geo.inner_lg2[l] = fmt.table_lg2(level);
+            geo.top_lg2[l] = fmt.va_bits(level) - fmt.item_lg2(level);
+        }
+        for lg2 in 0..64u32 {
+            if pgsize_bitmap & (1 << lg2) == 0 {
+                continue;
+            }
+            // The highest level that can hold the size (fewest entries).
+            geo.leaf_by_lg2[lg2 as usize] = (0..=max_top)
+                .rev()
+                .find_map(|level| {
+                    let c = lg2.checked_sub(fmt.item_lg2(level))?;
+                    (c < 32 && fmt.leaf_runs(level) & (1 << c) != 0)
+                        .then_some(((level << 5) | c) as u8 + 1)
+                })
+                .unwrap_or(0);
+        }
         let t = PageTable {
+            geo,
             fmt,
             mem,
             ops,
@@ -357,9 +405,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     }
 
     /// The aperture of the table when its top is at `top`.
+    #[inline]
     pub(super) fn aperture(&self, top: u32) -> Aperture {
-        let va = self.fmt.va_bits(top);
-        match self.fmt.va_mode() {
+        if !self.geo.growable {
+            return self.geo.max_aperture;
+        }
+        Self::aperture_of(&self.fmt, top)
+    }
+
+    /// The aperture of `fmt` with its top at `top`.
+    fn aperture_of(fmt: &F, top: u32) -> Aperture {
+        let va = fmt.va_bits(top);
+        match fmt.va_mode() {
             VaMode::Low => Aperture {
                 start: 0,
                 last: mask_lg2(va),
@@ -402,10 +459,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     #[inline]
     pub(super) fn entries_lg2(&self, level: u32, top: u32) -> u32 {
         if level == top {
-            self.fmt.va_bits(top) - self.fmt.item_lg2(top)
+            self.geo.top_lg2[level as usize & 7]
         } else {
-            self.fmt.table_lg2(level)
+            self.geo.inner_lg2[level as usize & 7]
         }
+    }
+
+    /// log2 of the entry count of a table at `level` that is not the top.
+    #[inline]
+    pub(super) fn inner_lg2(&self, level: u32) -> u32 {
+        self.geo.inner_lg2[level as usize & 7]
+    }
+
+    /// log2 of the span of one entry at `level`.
+    #[inline]
+    pub(super) fn item_lg2(&self, level: u32) -> u32 {
+        self.geo.item_lg2[level as usize & 7]
     }
 
     #[inline]
@@ -499,15 +568,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// The level and run for a page size, if the table can hold it.
     pub(super) fn leaf_for(&self, pgsize: u64) -> Option<(u32, u32)> {
-        if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
+        if !pgsize.is_power_of_two() {
             return None;
         }
-        let lg2 = pgsize.trailing_zeros();
-        (0..self.fmt.max_levels()).rev().find_map(|level| {
-            let item = self.fmt.item_lg2(level);
-            let c = lg2.checked_sub(item)?;
-            (c < 32 && self.fmt.leaf_runs(level) & (1 << c) != 0).then_some((level, c))
-        })
+        match self.geo.leaf_by_lg2[pgsize.trailing_zeros() as usize] {
+            0 => None,
+            v => Some(((v - 1) as u32 >> 5, (v - 1) as u32 & 31)),
+        }
     }
 
     /// Checks the arguments shared by map and unmap; returns the last IOVA.

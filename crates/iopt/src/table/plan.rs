@@ -57,7 +57,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         counts: &mut TableCounts,
     ) {
         for level in from..to {
-            let shift = self.fmt.item_lg2(level + 1);
+            let shift = self.item_lg2(level + 1);
             let n = (last >> shift) - (first >> shift) + 1;
             counts.add(self.table_bytes_lg2(level, top), n);
         }
@@ -98,7 +98,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             counts.add(self.table_bytes_lg2(level, top), 1);
         }
         for level in 0..top {
-            let shift = self.fmt.item_lg2(level + 1);
+            let shift = self.item_lg2(level + 1);
             let mut counted: Option<u64> = None; // last index counted (sorted plans)
             let mut n = 0u64;
             for &(iova, len) in plan {
@@ -218,7 +218,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = fmt.item_lg2(level);
+        let item_lg2 = self.item_lg2(level);
         let item = 1u64 << item_lg2;
         let mut iova = first;
         let mut idx = (iova >> item_lg2) as usize & (n - 1);
@@ -252,7 +252,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                                     self.subtree_has_leaf(
                                         level - 1,
                                         child,
-                                        fmt.table_lg2(level - 1),
+                                        self.inner_lg2(level - 1),
                                     )
                                 }
                             };

@@ -29,7 +29,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             self.subtree_has_leaf(
                                 level - 1,
                                 self.mem.phys_to_virt(pa),
-                                self.fmt.table_lg2(level - 1),
+                                self.inner_lg2(level - 1),
                             )
                         }
                     }
@@ -78,7 +78,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         self.free_tree(
                             level - 1,
                             self.mem.phys_to_virt(pa),
-                            self.fmt.table_lg2(level - 1),
+                            self.inner_lg2(level - 1),
                             pool.as_deref_mut(),
                         )
                     };
@@ -106,7 +106,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// No map or unmap of a range containing `iova` runs at the same time.
     pub unsafe fn iova_to_phys(&self, iova: u64) -> Option<u64> {
         // SAFETY: as the caller guarantees.
-        unsafe { self.translate(iova) }.map(|t| t.pa)
+        let (_, _, pa, size) = unsafe { self.lookup(iova) }?;
+        Some(pa + (iova & (size - 1)))
     }
 
     /// Translates `iova`: its physical address, and the base, size and permissions of
@@ -115,37 +116,45 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// As for [`Self::iova_to_phys`].
     pub unsafe fn translate(&self, iova: u64) -> Option<Translation> {
+        // SAFETY: as the caller guarantees.
+        let (level, e, pa, size) = unsafe { self.lookup(iova) }?;
+        let off = iova & (size - 1);
+        Some(Translation {
+            pa: pa + off,
+            iova_base: iova - off,
+            size,
+            prot: self.fmt.leaf_prot(level, e),
+            level,
+        })
+    }
+
+    /// The leaf mapping `iova`: its level, raw entry, output address of its start and
+    /// size.
+    ///
+    /// # Safety
+    /// As for [`Self::iova_to_phys`].
+    #[inline]
+    unsafe fn lookup(&self, iova: u64) -> Option<(u32, u64, u64, u64)> {
         let (mut table, top) = self.top();
         if !self.aperture(top).contains(iova, iova) {
             return None;
         }
         let mut level = top;
         loop {
-            let n = 1usize << self.entries_lg2(level, top);
-            let item_lg2 = self.fmt.item_lg2(level);
-            let idx = (iova >> item_lg2) as usize & (n - 1);
-            // SAFETY: idx < n; `table` is live (top, or linked below a live table).
+            let item_lg2 = self.item_lg2(level);
+            let idx = (iova >> item_lg2) as usize & ((1usize << self.entries_lg2(level, top)) - 1);
+            // SAFETY: idx is inside `table`, which is live (the top, or linked below a
+            // live table).
             let e = unsafe { Self::load(table, idx) };
             match self.fmt.decode(level, e) {
-                Pte::Empty => return None,
-                Pte::Table { pa } => {
-                    if level == 0 {
-                        return None;
-                    }
+                Pte::Table { pa } if level > 0 => {
                     table = self.mem.phys_to_virt(pa);
                     level -= 1;
                 }
                 Pte::Leaf { pa, run_lg2 } => {
-                    let size = 1u64 << (item_lg2 + run_lg2);
-                    let off = iova & (size - 1);
-                    return Some(Translation {
-                        pa: pa + off,
-                        iova_base: iova - off,
-                        size,
-                        prot: self.fmt.leaf_prot(level, e),
-                        level,
-                    });
+                    return Some((level, e, pa, 1u64 << (item_lg2 + run_lg2)));
                 }
+                _ => return None,
             }
         }
     }
