@@ -57,6 +57,14 @@ pub enum Error {
     /// No memory for a new table page.
     #[error("out of memory for a table page")]
     OutOfMemory,
+    /// A concurrent guard's operation reaches outside the range the guard holds.
+    #[error("iova range {iova:#x}..={last:#x} is outside the guard's range")]
+    OutsideGuard {
+        /// First IOVA of the operation.
+        iova: u64,
+        /// Last IOVA of the operation.
+        last: u64,
+    },
     /// The table memory handed out a table at a physical address the format cannot
     /// point to (for example above 4 GiB for 32-bit descriptors).
     #[error("table at physical address {pa:#x} is beyond the format's {bits}-bit reach")]

@@ -21,6 +21,8 @@ pub mod mem;
 mod prot;
 mod reserve;
 mod safe;
+#[cfg(feature = "std")]
+mod shared;
 mod sync;
 mod table;
 
@@ -31,4 +33,6 @@ pub use gather::Gather;
 pub use prot::Prot;
 pub use reserve::Reservation;
 pub use safe::{Table, Unmapped};
+#[cfg(feature = "std")]
+pub use shared::{RangeGuard, SharedGuard, SharedTable};
 pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};

@@ -9,29 +9,8 @@ use crate::flush::FlushOps;
 use crate::format::Format;
 use crate::gather::Gather;
 use crate::mem::{MemStats, TableMemory};
-use crate::table::{Info, Options, PageTable, TableCounts, Translation};
-use crate::{Error, Prot, Reservation, Result};
-
-/// The next piece of a map with page sizes `bitmap`: the largest page size usable at
-/// `iova`/`paddr` (both aligned to it) for at most `remaining` bytes, and how many such
-/// pages to map before a larger size becomes usable (`remaining` and the addresses are
-/// multiples of the smallest page size).
-pub(crate) fn next_piece(bitmap: u64, iova: u64, paddr: u64, remaining: u64) -> (u64, u64) {
-    let align = (iova | paddr).trailing_zeros().min(63);
-    let fits = bitmap & (u64::MAX >> (63 - align)) & (u64::MAX >> remaining.leading_zeros());
-    let size = 1u64 << (63 - fits.leading_zeros());
-    let mut count = remaining / size;
-    // Stop where the next larger page size becomes usable.
-    let larger = bitmap & !(size.wrapping_shl(1).wrapping_sub(1));
-    if larger != 0 {
-        let big = 1u64 << larger.trailing_zeros();
-        if (iova ^ paddr) & (big - 1) == 0 {
-            let to_boundary = big - (iova & (big - 1));
-            count = count.min(to_boundary / size);
-        }
-    }
-    (size, count.max(1))
-}
+use crate::table::{Info, Options, PageTable, Translation};
+use crate::{Prot, Reservation, Result};
 
 /// What an unmap removed. The hardware may still use the old translations until the
 /// gather is synced: pass the gather to [`Table::sync`].
@@ -169,38 +148,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         self.raw.release(reservation)
     }
 
-    fn check_args(&self, iova: u64, paddr: u64, len: u64, prot: Prot) -> Result<()> {
-        if !prot.has_access() {
-            return Err(Error::NoAccess);
-        }
-        if len == 0 {
-            return Err(Error::ZeroLength);
-        }
-        let info = self.raw.info();
-        let min = 1u64 << info.pgsize_bitmap.trailing_zeros();
-        if !len.is_multiple_of(min) {
-            return Err(Error::BadPageSize(len));
-        }
-        if !iova.is_multiple_of(min) {
-            return Err(Error::UnalignedIova { iova, pgsize: min });
-        }
-        if !paddr.is_multiple_of(min) {
-            return Err(Error::UnalignedPaddr { paddr, pgsize: min });
-        }
-        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        let pa_last = paddr.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !info.aperture.contains(iova, last) {
-            return Err(Error::OutOfAperture { iova, last });
-        }
-        if info.oa_bits < 64 && pa_last >> info.oa_bits != 0 {
-            return Err(Error::PaddrTooLarge {
-                last: pa_last,
-                oa_bits: info.oa_bits,
-            });
-        }
-        Ok(())
-    }
-
     fn map_inner(
         &mut self,
         iova: u64,
@@ -209,70 +156,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         prot: Prot,
         reservation: Option<&mut Reservation>,
     ) -> Result<()> {
-        self.check_args(iova, paddr, len, prot)?;
-        // Plan: every piece's range must be free; count the tables the pieces create.
-        let mut counts = TableCounts::default();
-        let (mut v, mut p, mut rem) = (iova, paddr, len);
-        while rem != 0 {
-            let (size, n) = next_piece(self.raw.info().pgsize_bitmap, v, p, rem);
-            let (level, run) = self.raw.leaf_of(size);
-            let piece = size * n;
-            // SAFETY: `&mut self`: we own every range of the table.
-            unsafe {
-                self.raw
-                    .plan_map(v, v + (piece - 1), level, run, &mut counts)
-            }
-            .inspect_err(|e| {
-                if let Error::AddressInUse(_) = e {
-                    self.raw.note_overlap();
-                }
-            })?;
-            (v, p, rem) = (v.wrapping_add(piece), p + piece, rem - piece);
-        }
-        let mut own: Option<Reservation> = None;
-        let pool: &mut Reservation = match reservation {
-            Some(r) => {
-                assert_eq!(r.owner, self.raw.id(), "reservation of another table");
-                for (size_lg2, n) in (0..24).map(|c| (c, counts.of(c))) {
-                    if (r.pages_of(size_lg2) as u64) < n {
-                        return Err(Error::ReservationExhausted);
-                    }
-                }
-                r
-            }
-            None => own.insert(self.raw.reserve_counts(&counts)?),
-        };
-        // Map: cannot fail now (the range is free and the tables are in hand).
-        let (mut v, mut p, mut rem) = (iova, paddr, len);
-        let mut result = Ok(());
-        while rem != 0 {
-            let (size, n) = next_piece(self.raw.info().pgsize_bitmap, v, p, rem);
-            // SAFETY: `&mut self` owns the range; it was checked free.
-            let (done, r) = unsafe {
-                self.raw
-                    .map_pages_reserved(v, p, size, n as usize, prot, pool)
-            };
-            if let Err(e) = r {
-                result = Err(e);
-                // Not expected: undo what this call mapped so the table is unchanged.
-                let mapped = v - iova + done;
-                if mapped != 0 {
-                    let mut g = Gather::new();
-                    // SAFETY: as above; these are the pages this call just mapped.
-                    let _ = unsafe {
-                        self.raw
-                            .unmap_inner(iova, iova + (mapped - 1), true, true, &mut g)
-                    };
-                    self.raw.sync(&mut g);
-                }
-                break;
-            }
-            (v, p, rem) = (v.wrapping_add(size * n), p + size * n, rem - size * n);
-        }
-        if let Some(own) = own {
-            self.raw.release(own);
-        }
-        result
+        // SAFETY: `&mut self` owns every range of the table.
+        unsafe { self.raw.map_auto(iova, paddr, len, prot, reservation) }
     }
 
     /// Unmaps exactly `[iova, iova + len)`: every mapping inside it, skipping holes.
@@ -282,35 +167,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// (including partly covered ones this unmap empties) wait in `gather` until
     /// [`Table::sync`].
     pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<Unmapped> {
-        if len == 0 {
-            return Err(Error::ZeroLength);
-        }
-        let info = self.raw.info();
-        let min = 1u64 << info.pgsize_bitmap.trailing_zeros();
-        if !len.is_multiple_of(min) {
-            return Err(Error::BadPageSize(len));
-        }
-        if !iova.is_multiple_of(min) {
-            return Err(Error::UnalignedIova { iova, pgsize: min });
-        }
-        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !info.aperture.contains(iova, last) {
-            return Err(Error::OutOfAperture { iova, last });
-        }
-        for at in [iova, last] {
-            if let Some(t) = self.translate(at) {
-                let t_last = t.iova_base + (t.size - 1);
-                if t.iova_base < iova || t_last > last {
-                    return Err(Error::WouldSplit {
-                        base: t.iova_base,
-                        size: t.size,
-                    });
-                }
-            }
-        }
         // SAFETY: `&mut self` owns the whole table, so emptied tables may be reclaimed.
-        let (bytes, r) = unsafe { self.raw.unmap_inner(iova, last, true, true, gather) };
-        r?;
+        let bytes = unsafe { self.raw.unmap_exact(iova, len, true, gather) }?;
         Ok(Unmapped { bytes })
     }
 
@@ -318,34 +176,5 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// detached table pages.
     pub fn sync(&mut self, gather: &mut Gather) {
         self.raw.sync(gather)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_piece;
-
-    /// ARM64 4K: 4K, 64K (contiguous), 2M, 32M (contiguous), 1G, 16G (contiguous).
-    const ARM4K: u64 = (1 << 12) | (1 << 16) | (1 << 21) | (1 << 25) | (1 << 30) | (1 << 34);
-
-    #[test]
-    fn pieces_grow_with_alignment_and_stop_at_boundaries() {
-        // 4K-aligned start: 4K pages up to the 64K boundary.
-        assert_eq!(next_piece(ARM4K, 0x1000, 0x1000, 1 << 30), (0x1000, 15));
-        // 64K-aligned: 64K runs up to the 2M boundary.
-        assert_eq!(
-            next_piece(ARM4K, 0x1_0000, 0x1_0000, 1 << 30),
-            (0x1_0000, 31)
-        );
-        // Different offsets modulo 64K: 4K pages for the whole length.
-        assert_eq!(next_piece(ARM4K, 0x1000, 0x2000, 0x10_0000), (0x1000, 256));
-        // Short lengths cap the size.
-        assert_eq!(next_piece(ARM4K, 0, 0, 0x21_0000), (0x20_0000, 1));
-        assert_eq!(
-            next_piece(ARM4K, 0x20_0000, 0x20_0000, 0x1_0000),
-            (0x1_0000, 1)
-        );
-        // Address 0 is aligned to everything.
-        assert_eq!(next_piece(ARM4K, 0, 0, 1 << 35), (1 << 34, 2));
     }
 }

@@ -26,8 +26,10 @@ use crate::mem::{MemStats, TableMemory};
 use crate::reserve::Reservation;
 use crate::{Error, Prot, Result};
 
+pub(crate) use plan::Plan;
 pub use plan::TableCounts;
 
+mod auto;
 mod map;
 mod plan;
 mod unmap;
@@ -315,11 +317,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// [`OverlapPolicy::Warn`].
     pub fn overlap_warnings(&self) -> u64 {
         self.overlaps.load(Ordering::Relaxed)
-    }
-
-    /// The table's identity (reservations and gathers are bound to it).
-    pub(crate) fn id(&self) -> u64 {
-        self.id
     }
 
     /// The level and run of a page size in the bitmap.

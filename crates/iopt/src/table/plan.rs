@@ -33,6 +33,17 @@ impl TableCounts {
     }
 }
 
+/// The running plan of a map made of consecutive pieces: the tables to create, with the
+/// last new table counted at each level so that pieces sharing one count it once.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) counts: TableCounts,
+    /// Per level, the highest index (IOVA >> span of the level above) counted so far.
+    last_idx: [Option<u64>; 8],
+    /// The top the plan already grows to.
+    grown_to: Option<u32>,
+}
+
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// The top level a map of `..= last` with leaves at `leaf_level` needs (the current
     /// top unless the format grows).
@@ -47,19 +58,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// Adds the tables of levels `from .. to` that a map of `first ..= last` needs where
     /// nothing exists yet: one table per distinct span of the level above.
-    fn count_fresh(
-        &self,
-        first: u64,
-        last: u64,
-        from: u32,
-        to: u32,
-        top: u32,
-        counts: &mut TableCounts,
-    ) {
+    fn count_fresh(&self, first: u64, last: u64, from: u32, to: u32, top: u32, plan: &mut Plan) {
         for level in from..to {
             let shift = self.item_lg2(level + 1);
-            let n = (last >> shift) - (first >> shift) + 1;
-            counts.add(self.table_bytes_lg2(level, top), n);
+            let (mut a, b) = (first >> shift, last >> shift);
+            let seen = &mut plan.last_idx[level as usize & 7];
+            if let Some(s) = *seen {
+                if b <= s {
+                    continue;
+                }
+                a = a.max(s + 1);
+            }
+            *seen = Some(b);
+            plan.counts.add(self.table_bytes_lg2(level, top), b - a + 1);
         }
     }
 
@@ -158,7 +169,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     }
 
     /// Checks that `first ..= last` can be mapped with leaves at `leaf_level` (runs of
-    /// `2^run_lg2`): nothing mapped there. Adds to `counts` the tables such a map would
+    /// `2^run_lg2`): nothing mapped there. Adds to `plan` the tables such a map would
     /// create, exactly for what exists now.
     ///
     /// # Safety
@@ -169,15 +180,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         last: u64,
         leaf_level: u32,
         run_lg2: u32,
-        counts: &mut TableCounts,
+        plan: &mut Plan,
     ) -> Result<()> {
         let (root, top) = self.top();
         let ap = self.aperture(top);
         let new_top = self.needed_top(top, last, leaf_level);
-        for level in top + 1..=new_top {
-            counts.add(self.table_bytes_lg2(level, new_top), 1);
+        let from = plan.grown_to.map_or(top, |g| g.max(top));
+        for level in from + 1..=new_top {
+            plan.counts.add(self.table_bytes_lg2(level, new_top), 1);
         }
-        let in_old = ap.contains(first, first);
+        plan.grown_to = Some(new_top.max(from));
+        // The aperture range (lower or upper half) holding `first`.
+        let (ap_first, ap_last) = match ap.upper {
+            Some((s, l)) if first >= s => (s, l),
+            _ => (ap.start, ap.last),
+        };
+        let in_old = ap_first <= first && first <= ap_last;
         if in_old && leaf_level > top {
             // The page covers the whole old root: it must hold nothing.
             // SAFETY: live root.
@@ -185,18 +203,16 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 return Err(Error::AddressInUse(first));
             }
         } else if in_old {
-            let part_last = last.min(ap.last);
+            let part_last = last.min(ap_last);
             // SAFETY: the caller owns the range.
             unsafe {
-                self.plan_level(
-                    top, top, root, first, part_last, leaf_level, run_lg2, counts,
-                )?
+                self.plan_level(top, top, root, first, part_last, leaf_level, run_lg2, plan)?
             };
         }
-        if last > ap.last {
-            let from = if in_old { ap.last + 1 } else { first };
+        if last > ap_last {
+            let from = if in_old { ap_last + 1 } else { first };
             if from <= last && leaf_level < new_top {
-                self.count_fresh(from, last, leaf_level, new_top, new_top, counts);
+                self.count_fresh(from, last, leaf_level, new_top, new_top, plan);
             }
         }
         Ok(())
@@ -214,7 +230,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         last: u64,
         leaf_level: u32,
         run_lg2: u32,
-        counts: &mut TableCounts,
+        plan: &mut Plan,
     ) -> Result<()> {
         let fmt = &self.fmt;
         let n = 1usize << self.entries_lg2(level, top);
@@ -238,7 +254,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     Pte::Empty => {
                         if level > leaf_level {
                             let sub_last = last.min(slot_last);
-                            self.count_fresh(iova, sub_last, leaf_level, level, top, counts);
+                            self.count_fresh(iova, sub_last, leaf_level, level, top, plan);
                         }
                     }
                     Pte::Leaf { .. } => return Err(Error::AddressInUse(at)),
@@ -271,7 +287,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                                     sub_last,
                                     leaf_level,
                                     run_lg2,
-                                    counts,
+                                    plan,
                                 )?
                             };
                         }

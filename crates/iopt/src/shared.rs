@@ -1,0 +1,453 @@
+//! The concurrent handle: one table shared by many threads, which take guards over IOVA
+//! ranges and map, unmap and translate through them.
+//!
+//! The raw API's rule is that operations on overlapping IOVA ranges must not run at the
+//! same time. [`SharedTable`] enforces it with an interval lock: an operation is only
+//! reachable through a guard, and only inside the guard's range. What the engine does for
+//! concurrent callers (tables installed by compare-and-swap from private builds, the loser
+//! of a race freeing its own table, the dynamic top grown under a lock with the old root
+//! linked below the new one) is then always used as the raw API's `# Safety` sections
+//! require.
+
+use core::ops::RangeInclusive;
+
+use crate::flush::FlushOps;
+use crate::format::Format;
+use crate::gather::Gather;
+use crate::mem::{MemStats, TableMemory};
+use crate::table::{Aperture, Info, Options, PageTable, Translation};
+use crate::{Error, Prot, Reservation, Result, Table};
+
+#[path = "range_lock.rs"]
+mod range_lock;
+
+use range_lock::{Mode, RangeLock};
+
+/// A page table that threads share (`Send + Sync`), used through range guards.
+///
+/// - [`SharedTable::lock`] takes an IOVA range exclusively and returns a [`RangeGuard`]
+///   that maps, unmaps and translates inside that range; [`SharedTable::lock_shared`]
+///   takes it for lookups only ([`SharedGuard`]): shared guards may overlap each other
+///   but not exclusive ones. A request that overlaps a guard it cannot coexist with
+///   sleeps until that guard is dropped; [`SharedTable::try_lock`] and
+///   [`SharedTable::try_lock_shared`] return `None` at once instead.
+/// - Guards on disjoint ranges work at the same time, even when their ranges share table
+///   pages: new tables are linked with compare-and-swap, and a dynamic top (AMD v1) grows
+///   while other guards work below it.
+/// - An operation outside its guard's range fails with [`Error::OutsideGuard`] (the
+///   guard's range is the aperture it may use) and changes nothing.
+/// - [`RangeGuard::unmap`] detaches the tables whose whole span lies inside the range
+///   it unmaps; [`SharedTable::sync`] invalidates and frees them. Tables it only empties
+///   stay linked (another guard may be working in the rest of their span) and are used
+///   again by later maps, or freed by a later unmap that covers their span, or when the
+///   table is dropped.
+///
+/// The lock is not reentrant: a thread that asks for a range overlapping a guard it
+/// holds itself (an exclusive one, or any guard when it asks exclusively) waits for
+/// ever. It is not fair either (see [`SharedTable::lock`]).
+///
+/// ```
+/// use iopt::{Gather, NoFlush, Prot, SharedTable};
+/// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+/// use iopt::mem::HeapMemory;
+///
+/// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+/// const MB2: u64 = 0x20_0000;
+/// // Two threads map disjoint 2 MiB windows of the same 1 GiB table at the same time.
+/// std::thread::scope(|s| {
+///     let workers: Vec<_> = (0..2u64)
+///         .map(|i| {
+///             let t = &t;
+///             s.spawn(move || -> iopt::Result<()> {
+///                 let base = 0x4000_0000 + i * MB2;
+///                 let mut g = t.lock(base, MB2)?;
+///                 g.map(base, 0x1_0000_0000 + i * MB2, 0x1_0000, Prot::READ | Prot::WRITE)?;
+///                 // Outside the guard: refused.
+///                 assert!(g.map(base + MB2, 0, 0x1000, Prot::READ).is_err());
+///                 Ok(())
+///             })
+///         })
+///         .collect();
+///     for w in workers {
+///         w.join().unwrap()?;
+///     }
+///     Ok::<(), iopt::Error>(())
+/// })?;
+///
+/// // Lookups need only a shared guard.
+/// let r = t.lock_shared(0x4000_0000, 2 * MB2)?;
+/// assert_eq!(r.translate(0x4020_1234)?.map(|tr| tr.pa), Some(0x1_0020_1234));
+/// drop(r);
+///
+/// let mut g = t.lock(0x4000_0000, 2 * MB2)?;
+/// let mut gather = Gather::new();
+/// assert_eq!(g.unmap(0x4000_0000, 2 * MB2, &mut gather)?, 0x2_0000);
+/// t.sync(&mut gather);
+/// # Ok::<(), iopt::Error>(())
+/// ```
+pub struct SharedTable<F: Format, M: TableMemory, X: FlushOps> {
+    raw: PageTable<F, M, X>,
+    locks: RangeLock,
+    /// The aperture at the largest top, the page sizes and the output width: fixed for
+    /// the table's life.
+    aperture: Aperture,
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for SharedTable<F, M, X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedTable")
+            .field("raw", &self.raw)
+            .field("guards", &self.locks.held())
+            .finish()
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> From<Table<F, M, X>> for SharedTable<F, M, X> {
+    fn from(t: Table<F, M, X>) -> Self {
+        Self::from_raw(t.into_raw())
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
+    /// An empty table.
+    pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
+        Ok(Self::from_raw(PageTable::new(fmt, mem, ops)?))
+    }
+
+    /// An empty table with explicit [`Options`].
+    pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
+        Ok(Self::from_raw(PageTable::with_options(
+            fmt, mem, ops, opts,
+        )?))
+    }
+
+    /// Shares an existing raw table (owning it means nothing else uses it).
+    pub fn from_raw(raw: PageTable<F, M, X>) -> Self {
+        let info = raw.info();
+        SharedTable {
+            raw,
+            locks: RangeLock::default(),
+            aperture: info.aperture,
+        }
+    }
+
+    /// Unwraps the raw table (no guard can be alive: they borrow the table).
+    pub fn into_raw(self) -> PageTable<F, M, X> {
+        self.raw
+    }
+
+    /// The raw, kernel-style table underneath (its operations are `unsafe`).
+    pub fn raw(&self) -> &PageTable<F, M, X> {
+        &self.raw
+    }
+
+    /// Levels, page sizes, aperture, root and hardware words (the levels and root of a
+    /// dynamic top as they are at this moment).
+    pub fn info(&self) -> Info {
+        self.raw.info()
+    }
+
+    /// Table-memory counters.
+    pub fn mem_stats(&self) -> MemStats {
+        self.raw.mem_stats()
+    }
+
+    /// The table memory.
+    pub fn memory(&self) -> &M {
+        self.raw.memory()
+    }
+
+    /// Threads waiting in [`Self::lock`] or [`Self::lock_shared`] at this moment (a
+    /// snapshot, for diagnostics and tests).
+    pub fn waiters(&self) -> usize {
+        self.locks.waiting()
+    }
+
+    /// Guards alive at this moment (a snapshot).
+    pub fn guards(&self) -> usize {
+        self.locks.held()
+    }
+
+    /// The inclusive range `[iova, iova + len)` if it can be locked.
+    fn lock_range(&self, iova: u64, len: u64) -> Result<(u64, u64)> {
+        if len == 0 {
+            return Err(Error::ZeroLength);
+        }
+        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
+        if !self.aperture.contains(iova, last) {
+            return Err(Error::OutOfAperture { iova, last });
+        }
+        Ok((iova, last))
+    }
+
+    /// Takes `[iova, iova + len)` exclusively, sleeping until no guard overlapping it is
+    /// alive. The guard releases the range when dropped.
+    ///
+    /// Errors: [`Error::ZeroLength`], [`Error::Overflow`], [`Error::OutOfAperture`] (the
+    /// range must lie inside the table's aperture at its largest top, in one piece).
+    ///
+    /// Waiters are not queued: when a guard is dropped every waiter checks again and
+    /// those whose range is free go ahead, so a request can be overtaken by later ones
+    /// (and an exclusive request can wait as long as overlapping shared guards keep
+    /// coming). No wakeup is lost: a waiter sleeps only while a conflicting guard is
+    /// alive.
+    pub fn lock(&self, iova: u64, len: u64) -> Result<RangeGuard<'_, F, M, X>> {
+        let (first, last) = self.lock_range(iova, len)?;
+        let id = self.locks.acquire(first, last, Mode::Exclusive);
+        Ok(RangeGuard {
+            table: self,
+            first,
+            last,
+            id,
+        })
+    }
+
+    /// [`Self::lock`] without waiting: `Ok(None)` if a guard overlapping the range is
+    /// alive.
+    pub fn try_lock(&self, iova: u64, len: u64) -> Result<Option<RangeGuard<'_, F, M, X>>> {
+        let (first, last) = self.lock_range(iova, len)?;
+        Ok(self
+            .locks
+            .try_acquire(first, last, Mode::Exclusive)
+            .map(|id| RangeGuard {
+                table: self,
+                first,
+                last,
+                id,
+            }))
+    }
+
+    /// Takes `[iova, iova + len)` for lookups, sleeping until no exclusive guard
+    /// overlapping it is alive; shared guards may overlap. Errors and waiting as for
+    /// [`Self::lock`].
+    pub fn lock_shared(&self, iova: u64, len: u64) -> Result<SharedGuard<'_, F, M, X>> {
+        let (first, last) = self.lock_range(iova, len)?;
+        let id = self.locks.acquire(first, last, Mode::Shared);
+        Ok(SharedGuard {
+            table: self,
+            first,
+            last,
+            id,
+        })
+    }
+
+    /// [`Self::lock_shared`] without waiting: `Ok(None)` if an exclusive guard
+    /// overlapping the range is alive.
+    pub fn try_lock_shared(&self, iova: u64, len: u64) -> Result<Option<SharedGuard<'_, F, M, X>>> {
+        let (first, last) = self.lock_range(iova, len)?;
+        Ok(self
+            .locks
+            .try_acquire(first, last, Mode::Shared)
+            .map(|id| SharedGuard {
+                table: self,
+                first,
+                last,
+                id,
+            }))
+    }
+
+    /// Invalidates what `gather` collected through the flush operations, then frees the
+    /// table pages it holds.
+    ///
+    /// Safe at any time: the pages in a gather were detached by an unmap whose guard
+    /// covered their whole span, so no other guard's walk can reach them. Sync before
+    /// the range is mapped again (that is, before dropping the guard, or under a new
+    /// guard over it) if the hardware must not use stale translations meanwhile.
+    ///
+    /// # Panics
+    /// If `gather` was filled by another table.
+    pub fn sync(&self, gather: &mut Gather) {
+        self.raw.sync(gather)
+    }
+
+    /// Reserves the worst-case table pages for the maps in `plan` (`(iova, len)`
+    /// pairs), for [`RangeGuard::map_reserved`]; see [`PageTable::worst_case_tables`].
+    pub fn reserve(&self, plan: &[(u64, u64)]) -> Result<Reservation> {
+        self.raw.reserve(plan)
+    }
+
+    /// Gives the unused pages of a reservation back.
+    ///
+    /// # Panics
+    /// If the reservation belongs to another table.
+    pub fn release(&self, reservation: Reservation) {
+        self.raw.release(reservation)
+    }
+
+    /// `Ok` if `iova ..= last` lies inside the guard range `first ..= last_g`.
+    fn inside(first: u64, last_g: u64, iova: u64, last: u64) -> Result<()> {
+        if first <= iova && iova <= last && last <= last_g {
+            Ok(())
+        } else {
+            Err(Error::OutsideGuard { iova, last })
+        }
+    }
+
+    /// Translates `iova` for a guard over `first ..= last`.
+    fn translate_in(&self, first: u64, last: u64, iova: u64) -> Result<Option<Translation>> {
+        Self::inside(first, last, iova, iova)?;
+        // SAFETY: a guard over `iova` is alive, so no map or unmap of a range containing
+        // it runs (an exclusive guard's own map and unmap need `&mut` to it).
+        Ok(unsafe { self.raw.translate(iova) })
+    }
+}
+
+/// An exclusive hold on an IOVA range of a [`SharedTable`]: maps, unmaps and translates
+/// inside it. Dropping it releases the range.
+///
+/// Every operation's range must lie inside the guard's ([`RangeGuard::range`]);
+/// otherwise it fails with [`Error::OutsideGuard`] naming the operation's range, and
+/// nothing changes.
+#[must_use = "the range is released as soon as the guard is dropped"]
+pub struct RangeGuard<'t, F: Format, M: TableMemory, X: FlushOps> {
+    table: &'t SharedTable<F, M, X>,
+    first: u64,
+    last: u64,
+    id: u64,
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for RangeGuard<'_, F, M, X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RangeGuard")
+            .field("first", &self.first)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> Drop for RangeGuard<'_, F, M, X> {
+    fn drop(&mut self) {
+        self.table.locks.release(self.id);
+    }
+}
+
+impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
+    /// The IOVA range held, inclusive.
+    pub fn range(&self) -> RangeInclusive<u64> {
+        self.first..=self.last
+    }
+
+    /// The table the guard belongs to.
+    pub fn table(&self) -> &'t SharedTable<F, M, X> {
+        self.table
+    }
+
+    /// Translates `iova` (inside the guard): its physical address and the mapping
+    /// around it.
+    pub fn translate(&self, iova: u64) -> Result<Option<Translation>> {
+        self.table.translate_in(self.first, self.last, iova)
+    }
+
+    /// Maps `[iova, iova + len)` to `[paddr, paddr + len)` with `prot`, choosing page
+    /// sizes itself (as [`Table::map`] does: the largest the alignment of both addresses,
+    /// the remaining length and the table's page sizes allow); all or nothing.
+    ///
+    /// It checks that the range is free and takes every table page it needs before it
+    /// writes anything, so on an error the translations are as before.
+    ///
+    /// Errors (nothing changed): [`Error::NoAccess`], [`Error::ZeroLength`],
+    /// [`Error::BadPageSize`] (`len` not a multiple of the smallest page size),
+    /// [`Error::UnalignedIova`], [`Error::UnalignedPaddr`], [`Error::Overflow`],
+    /// [`Error::OutsideGuard`] (the range is not inside the guard's),
+    /// [`Error::PaddrTooLarge`], [`Error::AddressInUse`] naming an IOVA in use,
+    /// [`Error::OutOfMemory`].
+    pub fn map(&mut self, iova: u64, paddr: u64, len: u64, prot: Prot) -> Result<()> {
+        self.map_inner(iova, paddr, len, prot, None)
+    }
+
+    /// [`Self::map`] taking new tables only from `reservation`
+    /// ([`SharedTable::reserve`]): it never allocates. Fails with
+    /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short.
+    ///
+    /// # Panics
+    /// If the reservation belongs to another table.
+    pub fn map_reserved(
+        &mut self,
+        iova: u64,
+        paddr: u64,
+        len: u64,
+        prot: Prot,
+        reservation: &mut Reservation,
+    ) -> Result<()> {
+        self.map_inner(iova, paddr, len, prot, Some(reservation))
+    }
+
+    fn map_inner(
+        &mut self,
+        iova: u64,
+        paddr: u64,
+        len: u64,
+        prot: Prot,
+        reservation: Option<&mut Reservation>,
+    ) -> Result<()> {
+        let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
+        SharedTable::<F, M, X>::inside(self.first, self.last, iova, last)?;
+        // SAFETY: `&mut self` on the exclusive guard holds the range, which lies inside
+        // the guard.
+        unsafe { self.table.raw.map_auto(iova, paddr, len, prot, reservation) }
+    }
+
+    /// Unmaps exactly `[iova, iova + len)` (inside the guard): every mapping in it,
+    /// skipping holes. Returns the bytes removed.
+    ///
+    /// A range that would cut a large or contiguous mapping at either end is refused
+    /// with [`Error::WouldSplit`] naming that mapping, before anything changes (so no
+    /// mapping reaching outside the guard is ever touched). Tables whose whole span lies
+    /// in the range wait in `gather` until [`SharedTable::sync`].
+    ///
+    /// Errors (nothing changed): [`Error::ZeroLength`], [`Error::BadPageSize`],
+    /// [`Error::UnalignedIova`], [`Error::Overflow`], [`Error::OutsideGuard`] (not
+    /// inside the guard), [`Error::WouldSplit`].
+    ///
+    /// # Panics
+    /// If `gather` holds work of another table.
+    pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<u64> {
+        let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
+        SharedTable::<F, M, X>::inside(self.first, self.last, iova, last)?;
+        // SAFETY: `&mut self` on the exclusive guard holds the range. No reclaiming of
+        // partly covered tables: other guards may be working in the rest of them.
+        unsafe { self.table.raw.unmap_exact(iova, len, false, gather) }
+    }
+}
+
+/// A shared hold on an IOVA range of a [`SharedTable`], for lookups: other shared guards
+/// may overlap it, exclusive ones may not. Dropping it releases the range.
+#[must_use = "the range is released as soon as the guard is dropped"]
+pub struct SharedGuard<'t, F: Format, M: TableMemory, X: FlushOps> {
+    table: &'t SharedTable<F, M, X>,
+    first: u64,
+    last: u64,
+    id: u64,
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for SharedGuard<'_, F, M, X> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedGuard")
+            .field("first", &self.first)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> Drop for SharedGuard<'_, F, M, X> {
+    fn drop(&mut self) {
+        self.table.locks.release(self.id);
+    }
+}
+
+impl<'t, F: Format, M: TableMemory, X: FlushOps> SharedGuard<'t, F, M, X> {
+    /// The IOVA range held, inclusive.
+    pub fn range(&self) -> RangeInclusive<u64> {
+        self.first..=self.last
+    }
+
+    /// The table the guard belongs to.
+    pub fn table(&self) -> &'t SharedTable<F, M, X> {
+        self.table
+    }
+
+    /// Translates `iova` (inside the guard, else [`Error::OutsideGuard`]).
+    pub fn translate(&self, iova: u64) -> Result<Option<Translation>> {
+        self.table.translate_in(self.first, self.last, iova)
+    }
+}

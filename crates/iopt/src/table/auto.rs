@@ -1,0 +1,239 @@
+//! The safe layers' primitives: a map that chooses its page sizes and is all-or-nothing,
+//! and an unmap of exactly a range. `Table` and the concurrent guards call these with
+//! the range they own.
+
+use super::*;
+
+/// The next piece of a map with page sizes `bitmap`: the largest page size usable at
+/// `iova`/`paddr` (both aligned to it) for at most `remaining` bytes, and how many such
+/// pages to map before a larger size becomes usable (`remaining` and the addresses are
+/// multiples of the smallest page size).
+pub(crate) fn next_piece(bitmap: u64, iova: u64, paddr: u64, remaining: u64) -> (u64, u64) {
+    let align = (iova | paddr).trailing_zeros().min(63);
+    let fits = bitmap & (u64::MAX >> (63 - align)) & (u64::MAX >> remaining.leading_zeros());
+    let size = 1u64 << (63 - fits.leading_zeros());
+    let mut count = remaining / size;
+    // Stop where the next larger page size becomes usable.
+    let larger = bitmap & !(size.wrapping_shl(1).wrapping_sub(1));
+    if larger != 0 {
+        let big = 1u64 << larger.trailing_zeros();
+        if (iova ^ paddr) & (big - 1) == 0 {
+            count = count.min((big - (iova & (big - 1))) / size);
+        }
+    }
+    (size, count.max(1))
+}
+
+/// The pieces of a map, in IOVA order: `(iova, paddr, page size, count)`.
+#[derive(Debug, Clone, Copy)]
+struct Pieces {
+    bitmap: u64,
+    iova: u64,
+    paddr: u64,
+    remaining: u64,
+}
+
+impl Iterator for Pieces {
+    type Item = (u64, u64, u64, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let (size, count) = next_piece(self.bitmap, self.iova, self.paddr, self.remaining);
+        let item = (self.iova, self.paddr, size, count);
+        let bytes = size * count;
+        self.iova = self.iova.wrapping_add(bytes);
+        self.paddr = self.paddr.wrapping_add(bytes);
+        self.remaining -= bytes;
+        Some(item)
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// The smallest page size.
+    pub(crate) fn min_page(&self) -> u64 {
+        1 << self.pgsize_bitmap.trailing_zeros()
+    }
+
+    /// Checks a byte range for the safe layers: non-empty, a multiple of the smallest
+    /// page, aligned to it, no overflow, inside the aperture. Returns the last IOVA.
+    pub(crate) fn check_bytes(&self, iova: u64, len: u64) -> Result<u64> {
+        if len == 0 {
+            return Err(Error::ZeroLength);
+        }
+        let min = self.min_page();
+        if !len.is_multiple_of(min) {
+            return Err(Error::BadPageSize(len));
+        }
+        if !iova.is_multiple_of(min) {
+            return Err(Error::UnalignedIova { iova, pgsize: min });
+        }
+        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
+        if !self.geo.max_aperture.contains(iova, last) {
+            return Err(Error::OutOfAperture { iova, last });
+        }
+        Ok(last)
+    }
+
+    /// Maps `[iova, iova + len)` to `[paddr, paddr + len)`, choosing the page sizes
+    /// ([`next_piece`]), all or nothing: it checks the arguments, finds the range free and
+    /// takes every table page the pieces need (from `reservation`, or allocated here)
+    /// before it writes anything, so on error the table is unchanged.
+    ///
+    /// Other threads may install tables or grow the top meanwhile: that only lowers what
+    /// the map needs (tables that exist now stay, on this range's path), so the pages
+    /// planned here always suffice.
+    ///
+    /// # Safety
+    /// The caller holds `[iova, iova + len)` exclusively.
+    pub(crate) unsafe fn map_auto(
+        &self,
+        iova: u64,
+        paddr: u64,
+        len: u64,
+        prot: Prot,
+        reservation: Option<&mut Reservation>,
+    ) -> Result<()> {
+        if !prot.has_access() {
+            return Err(Error::NoAccess);
+        }
+        self.check_bytes(iova, len)?;
+        let min = self.min_page();
+        if !paddr.is_multiple_of(min) {
+            return Err(Error::UnalignedPaddr { paddr, pgsize: min });
+        }
+        let pa_last = paddr.checked_add(len - 1).ok_or(Error::Overflow)?;
+        let oa_bits = self.fmt.oa_bits();
+        if pa_last & !mask_lg2(oa_bits) != 0 {
+            return Err(Error::PaddrTooLarge {
+                last: pa_last,
+                oa_bits,
+            });
+        }
+        let pieces = Pieces {
+            bitmap: self.pgsize_bitmap,
+            iova,
+            paddr,
+            remaining: len,
+        };
+        // Plan: every piece's range must be free; count the tables the pieces create
+        // (a new table that consecutive pieces share is counted once).
+        let mut plan = Plan::default();
+        for (v, _, size, n) in pieces {
+            let (level, run) = self.leaf_of(size);
+            // SAFETY: the caller holds the range.
+            let planned = unsafe { self.plan_map(v, v + (size * n - 1), level, run, &mut plan) };
+            if let Err(e) = planned {
+                if let Error::AddressInUse(_) = e {
+                    self.note_overlap();
+                }
+                return Err(e);
+            }
+        }
+        let mut own: Option<Reservation> = None;
+        let pool: &mut Reservation = match reservation {
+            Some(r) => {
+                assert_eq!(r.owner, self.id, "reservation of another table");
+                if (0..24).any(|c| (r.pages_of(c) as u64) < plan.counts.of(c)) {
+                    return Err(Error::ReservationExhausted);
+                }
+                r
+            }
+            None => own.insert(self.reserve_counts(&plan.counts)?),
+        };
+        let mut done = 0u64;
+        let mut result = Ok(());
+        for (v, p, size, n) in pieces {
+            // SAFETY: the caller holds the range, which was found free.
+            let (mapped, r) =
+                unsafe { self.map_pages_reserved(v, p, size, n as usize, prot, pool) };
+            done += mapped;
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_err() && done != 0 {
+            // Not expected (the range was free and the pages are in hand): take back
+            // what this call mapped, so the translations are as before.
+            let mut g = Gather::new();
+            // SAFETY: the caller holds the range; these are the pages this call mapped.
+            let _ = unsafe { self.unmap_inner(iova, iova + (done - 1), true, false, &mut g) };
+            self.sync(&mut g);
+        }
+        if let Some(own) = own {
+            self.release(own);
+        }
+        result
+    }
+
+    /// Unmaps exactly `[iova, iova + len)`: every mapping inside it, skipping holes. A
+    /// range that would cut a large or contiguous mapping at either end is refused with
+    /// [`Error::WouldSplit`] before anything changes. `reclaim`: also detach tables this
+    /// unmap empties although the range covers only part of them (only when the caller
+    /// owns their whole span). Returns the bytes removed.
+    ///
+    /// # Safety
+    /// The caller holds `[iova, iova + len)` exclusively (and, with `reclaim`, every
+    /// range of the table).
+    pub(crate) unsafe fn unmap_exact(
+        &self,
+        iova: u64,
+        len: u64,
+        reclaim: bool,
+        gather: &mut Gather,
+    ) -> Result<u64> {
+        let last = self.check_bytes(iova, len)?;
+        for at in [iova, last] {
+            // SAFETY: the caller holds `at`.
+            if let Some(t) = unsafe { self.translate(at) } {
+                let t_last = t.iova_base + (t.size - 1);
+                if t.iova_base < iova || t_last > last {
+                    return Err(Error::WouldSplit {
+                        base: t.iova_base,
+                        size: t.size,
+                    });
+                }
+            }
+        }
+        // SAFETY: the caller holds the range (and the table, with `reclaim`); no mapping
+        // crosses its ends, so every entry cleared and every table detached lies inside.
+        let (bytes, r) = unsafe { self.unmap_inner(iova, last, true, reclaim, gather) };
+        r.map(|()| bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_piece;
+
+    /// ARM64 4K: 4K, 64K (contiguous), 2M, 32M (contiguous), 1G, 16G (contiguous).
+    const ARM4K: u64 = (1 << 12) | (1 << 16) | (1 << 21) | (1 << 25) | (1 << 30) | (1 << 34);
+
+    #[test]
+    fn pieces_grow_with_alignment_and_stop_at_boundaries() {
+        // 4K-aligned start: 4K pages up to the 64K boundary.
+        assert_eq!(next_piece(ARM4K, 0x1000, 0x1000, 1 << 30), (0x1000, 15));
+        // 64K-aligned: 64K runs up to the 2M boundary.
+        assert_eq!(
+            next_piece(ARM4K, 0x1_0000, 0x1_0000, 1 << 30),
+            (0x1_0000, 31)
+        );
+        // Different offsets modulo 64K: 4K pages for the whole length.
+        assert_eq!(next_piece(ARM4K, 0x1000, 0x2000, 0x10_0000), (0x1000, 256));
+        // At 2M with 2M+ left but under 32M: 2M pages; short lengths cap the size.
+        assert_eq!(next_piece(ARM4K, 0, 0, 0x21_0000), (0x20_0000, 1));
+        assert_eq!(
+            next_piece(ARM4K, 0x20_0000, 0x20_0000, 0x1_0000),
+            (0x1_0000, 1)
+        );
+        // Address 0 is aligned to everything.
+        assert_eq!(next_piece(ARM4K, 0, 0, 1 << 35), (1 << 34, 2));
+        // Only the physical address is 4K aligned: 4K pages all the way.
+        assert_eq!(
+            next_piece(ARM4K, 0x20_0000, 0x1000, 0x30_0000),
+            (0x1000, 0x300)
+        );
+    }
+}
