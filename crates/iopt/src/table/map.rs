@@ -161,26 +161,20 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         run_lg2: u32,
         prot: Prot,
     ) -> Option<Result<()>> {
-        let (mut table, top) = self.top();
+        let (root, top) = self.top();
         let item_lg2 = self.item_lg2(leaf_level);
         let last = iova.wrapping_add((1u64 << (item_lg2 + run_lg2)) - 1);
-        if leaf_level > top || !self.aperture(top).contains(iova, last) {
+        if leaf_level > top || !self.in_aperture(top, iova) || !self.in_aperture(top, last) {
             return None;
         }
-        let mut level = top;
-        while level > leaf_level {
-            let idx = (iova >> self.item_lg2(level)) as usize
-                & ((1usize << self.entries_lg2(level, top)) - 1);
-            // SAFETY: idx is inside the table; `table` is live.
-            let e = unsafe { Self::load(table, idx) };
-            match self.fmt.decode(level, e) {
-                Pte::Table { pa } => table = self.mem.phys_to_virt(pa),
-                Pte::Leaf { .. } => return Some(Err(Error::AddressInUse(iova))),
-                Pte::Empty => return None,
-            }
-            level -= 1;
+        // SAFETY: `root` is the live top; the caller owns the range.
+        let (level, table, idx, _, pte) = unsafe { self.descend(root, top, iova, leaf_level) };
+        if level != leaf_level {
+            return match pte {
+                Pte::Leaf { .. } => Some(Err(Error::AddressInUse(iova))),
+                _ => None,
+            };
         }
-        let idx = (iova >> item_lg2) as usize & ((1usize << self.entries_lg2(level, top)) - 1);
         let run = 1usize << run_lg2;
         for i in 0..run {
             // SAFETY: runs are aligned and never cross a table.

@@ -179,6 +179,10 @@ struct Geometry {
     max_aperture: Aperture,
     /// Whether the top can grow.
     growable: bool,
+    /// Which part of the IOVA space is translated.
+    va_mode: VaMode,
+    /// IOVA bits at the largest top.
+    max_va_bits: u32,
 }
 
 // SAFETY: the table pages are reached only through atomics; `F`, `M` and `X` are
@@ -270,6 +274,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             leaf_by_lg2: [0; 64],
             max_aperture: Self::aperture_of(&fmt, max_top),
             growable: fmt.max_levels() > levels,
+            va_mode: fmt.va_mode(),
+            max_va_bits: fmt.va_bits(max_top),
         };
         for level in 0..=max_top {
             let l = level as usize;
@@ -408,6 +414,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return self.geo.max_aperture;
         }
         Self::aperture_of(&self.fmt, top)
+    }
+
+    /// True if `iova` lies in the aperture of the table with its top at `top` (the hot
+    /// paths' check: shifts instead of range compares).
+    #[inline(always)]
+    pub(super) fn in_aperture(&self, top: u32, iova: u64) -> bool {
+        let va = if self.geo.growable {
+            self.fmt.va_bits(top)
+        } else {
+            self.geo.max_va_bits
+        };
+        match self.geo.va_mode {
+            VaMode::Low => va >= 64 || iova >> va == 0,
+            VaMode::High => va >= 64 || !iova >> va == 0,
+            VaMode::SignExtended => {
+                let s = (iova as i64) >> (va - 1);
+                s == 0 || s == -1
+            }
+        }
     }
 
     /// The aperture of `fmt` with its top at `top`.

@@ -79,41 +79,30 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// As for [`Self::unmap_pages`].
     #[inline]
     unsafe fn unmap_one(&self, iova: u64, len: u64, gather: &mut Gather) -> Option<u64> {
-        let (mut table, top) = self.top();
-        if !self.aperture(top).contains(iova, iova) {
+        let (root, top) = self.top();
+        if !self.in_aperture(top, iova) {
             return None;
         }
-        let mut level = top;
-        loop {
-            let item_lg2 = self.item_lg2(level);
-            let idx = (iova >> item_lg2) as usize & ((1usize << self.entries_lg2(level, top)) - 1);
-            // SAFETY: idx is inside the live table.
-            let e = unsafe { Self::load(table, idx) };
-            match self.fmt.decode(level, e) {
-                Pte::Table { pa } if level > 0 => {
-                    table = self.mem.phys_to_virt(pa);
-                    level -= 1;
-                }
-                Pte::Leaf { run_lg2, .. } => {
-                    let size = 1u64 << (item_lg2 + run_lg2);
-                    if iova & (size - 1) != 0 || size < len {
-                        return None;
-                    }
-                    gather.bind(self.id);
-                    let first = idx & !((1usize << run_lg2) - 1);
-                    for i in 0..1usize << run_lg2 {
-                        // SAFETY: runs never cross a table; the caller owns the range.
-                        unsafe { Self::store(table, first + i, 0) };
-                    }
-                    let mut dirty = Dirty::default();
-                    dirty.add(first, 1 << run_lg2);
-                    self.clean_dirty::<true>(table, &dirty);
-                    self.ops.add_page(gather, iova, size);
-                    return Some(size);
-                }
-                _ => return None,
-            }
+        // SAFETY: `root` is the live top; the caller owns the range.
+        let (level, table, idx, _, pte) = unsafe { self.descend(root, top, iova, 0) };
+        let Pte::Leaf { run_lg2, .. } = pte else {
+            return None;
+        };
+        let size = 1u64 << (self.item_lg2(level) + run_lg2);
+        if iova & (size - 1) != 0 || size < len {
+            return None;
         }
+        gather.bind(self.id);
+        let first = idx & !((1usize << run_lg2) - 1);
+        for i in 0..1usize << run_lg2 {
+            // SAFETY: runs never cross a table; the caller owns the range.
+            unsafe { Self::store(table, first + i, 0) };
+        }
+        let mut dirty = Dirty::default();
+        dirty.add(first, 1 << run_lg2);
+        self.clean_dirty::<true>(table, &dirty);
+        self.ops.add_page(gather, iova, size);
+        Some(size)
     }
 
     /// Unmaps everything mapped in `[iova, iova + len)`, skipping holes (the safe layer's

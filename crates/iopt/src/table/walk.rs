@@ -135,27 +135,116 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// As for [`Self::iova_to_phys`].
     #[inline]
     unsafe fn lookup(&self, iova: u64) -> Option<(u32, u64, u64, u64)> {
-        let (mut table, top) = self.top();
-        if !self.aperture(top).contains(iova, iova) {
+        let (root, top) = self.top();
+        if !self.in_aperture(top, iova) {
             return None;
         }
-        let mut level = top;
-        loop {
-            let item_lg2 = self.item_lg2(level);
-            let idx = (iova >> item_lg2) as usize & ((1usize << self.entries_lg2(level, top)) - 1);
-            // SAFETY: idx is inside `table`, which is live (the top, or linked below a
-            // live table).
-            let e = unsafe { Self::load(table, idx) };
-            match self.fmt.decode(level, e) {
-                Pte::Table { pa } if level > 0 => {
-                    table = self.mem.phys_to_virt(pa);
-                    level -= 1;
-                }
-                Pte::Leaf { pa, run_lg2 } => {
-                    return Some((level, e, pa, 1u64 << (item_lg2 + run_lg2)));
-                }
-                _ => return None,
+        // SAFETY: `root` is the live top table at `top`; the caller's guarantee holds.
+        let (level, _, _, e, pte) = unsafe { self.descend(root, top, iova, 0) };
+        match pte {
+            Pte::Leaf { pa, run_lg2 } => {
+                Some((level, e, pa, 1u64 << (self.fmt.item_lg2(level) + run_lg2)))
             }
+            _ => None,
+        }
+    }
+
+    /// Walks from the top table toward `stop` along `iova`, and returns where it ended:
+    /// `(level, table, index, entry, decoded entry)` of the first entry that does not
+    /// point to a table, or of the entry at level `stop`.
+    ///
+    /// The walk is unrolled per top level at compile time ([`Self::descend_from`]), so
+    /// each step's shifts and masks are constants for formats with a fixed geometry.
+    ///
+    /// # Safety
+    /// `root` is the live top table at level `top`; no unmap of `iova` runs meanwhile.
+    #[inline(always)]
+    pub(super) unsafe fn descend(
+        &self,
+        root: NonNull<u8>,
+        top: u32,
+        iova: u64,
+        stop: u32,
+    ) -> (u32, NonNull<u8>, usize, u64, Pte) {
+        // SAFETY: passed on.
+        unsafe {
+            match top {
+                0 => self.descend_from::<0>(root, iova, stop),
+                1 => self.descend_from::<1>(root, iova, stop),
+                2 => self.descend_from::<2>(root, iova, stop),
+                3 => self.descend_from::<3>(root, iova, stop),
+                4 => self.descend_from::<4>(root, iova, stop),
+                5 => self.descend_from::<5>(root, iova, stop),
+                6 => self.descend_from::<6>(root, iova, stop),
+                _ => self.descend_from::<7>(root, iova, stop),
+            }
+        }
+    }
+
+    /// [`Self::descend`] for a top at `TOP`: one [`Self::descend_step`] per level, each
+    /// with its level as a constant.
+    ///
+    /// # Safety
+    /// As for [`Self::descend`].
+    #[inline(always)]
+    unsafe fn descend_from<const TOP: u32>(
+        &self,
+        root: NonNull<u8>,
+        iova: u64,
+        stop: u32,
+    ) -> (u32, NonNull<u8>, usize, u64, Pte) {
+        let mut table = root;
+        macro_rules! step {
+            ($l:literal) => {
+                #[allow(unused_comparisons)]
+                if $l <= TOP {
+                    // SAFETY: passed on; `table` is the table at this level.
+                    if let Some(end) =
+                        unsafe { self.descend_step::<$l, TOP>(&mut table, iova, stop) }
+                    {
+                        return end;
+                    }
+                }
+            };
+        }
+        step!(7);
+        step!(6);
+        step!(5);
+        step!(4);
+        step!(3);
+        step!(2);
+        step!(1);
+        step!(0);
+        unreachable!("the walk ends at level 0")
+    }
+
+    /// One level of [`Self::descend_from`]: reads the entry of `*table` for `iova`; moves
+    /// `*table` down if it points to a table, else (or at `stop`) ends the walk.
+    ///
+    /// # Safety
+    /// `*table` is a live table at level `L` of a table whose top is at `TOP`.
+    #[inline(always)]
+    unsafe fn descend_step<const L: u32, const TOP: u32>(
+        &self,
+        table: &mut NonNull<u8>,
+        iova: u64,
+        stop: u32,
+    ) -> Option<(u32, NonNull<u8>, usize, u64, Pte)> {
+        let entries_lg2 = if L == TOP {
+            self.fmt.va_bits(TOP) - self.fmt.item_lg2(TOP)
+        } else {
+            self.fmt.table_lg2(L)
+        };
+        let idx = (iova >> self.fmt.item_lg2(L)) as usize & ((1usize << entries_lg2) - 1);
+        // SAFETY: idx is inside `*table` (the caller's guarantee).
+        let e = unsafe { Self::load(*table, idx) };
+        let pte = self.fmt.decode(L, e);
+        match pte {
+            Pte::Table { pa } if L > 0 && L != stop => {
+                *table = self.mem.phys_to_virt(pa);
+                None
+            }
+            _ => Some((L, *table, idx, e, pte)),
         }
     }
 }
