@@ -199,9 +199,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 #[allow(unused_comparisons)]
                 if $l <= TOP {
                     // SAFETY: passed on; `table` is the table at this level.
-                    if let Some(end) =
-                        unsafe { self.descend_step::<$l, TOP>(&mut table, iova, stop) }
-                    {
+                    let end = unsafe { self.descend_step::<$l, TOP>(&mut table, iova, stop) };
+                    if let Some(end) = end {
                         return end;
                     }
                 }
