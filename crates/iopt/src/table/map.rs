@@ -87,7 +87,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         prot: Prot,
         pool: Option<&mut Reservation>,
     ) -> (u64, Result<()>) {
-        match self.check_map(iova, paddr, pgsize, pgcount, prot) {
+        let checked = match self.quick_check(iova, paddr, pgsize, pgcount, prot) {
+            Some(ok) => Ok(ok),
+            None => self.check_map(iova, paddr, pgsize, pgcount, prot),
+        };
+        match checked {
             Err(e) => (0, Err(e)),
             Ok((len, last, leaf_level, run_lg2)) => {
                 if len == 1u64 << (self.item_lg2(leaf_level) + run_lg2) {
@@ -117,6 +121,28 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 (len - st.remaining, r)
             }
         }
+    }
+
+    /// The arguments checks of [`Self::check_map`] as one branch-light pass; `None` if
+    /// anything is wrong (then `check_map` finds out what, for the error).
+    #[inline(always)]
+    fn quick_check(
+        &self,
+        iova: u64,
+        paddr: u64,
+        pgsize: u64,
+        pgcount: usize,
+        prot: Prot,
+    ) -> Option<(u64, u64, u32, u32)> {
+        let (level, run) = self.leaf_for(pgsize)?;
+        let len = pgsize.checked_mul(pgcount as u64)?;
+        let last = iova.checked_add(len.checked_sub(1)?)?;
+        let pa_last = paddr.checked_add(len - 1)?;
+        let ok = prot.has_access()
+            && (iova | paddr) & (pgsize - 1) == 0
+            && pa_last & !mask_lg2(self.fmt.oa_bits()) == 0
+            && self.in_max_aperture(iova, last);
+        ok.then_some((len, last, level, run))
     }
 
     pub(super) fn check_map(

@@ -612,13 +612,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         let len = pgsize.checked_mul(pgcount as u64).ok_or(Error::Overflow)?;
         let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !self
-            .aperture(self.fmt.max_levels() - 1)
-            .contains(iova, last)
-        {
+        if !self.in_max_aperture(iova, last) {
             return Err(Error::OutOfAperture { iova, last });
         }
         Ok((len, last))
+    }
+
+    /// True if `iova ..= last` (with `iova <= last`) lies in one range of the aperture at
+    /// the largest top: shift checks instead of range compares.
+    #[inline(always)]
+    pub(super) fn in_max_aperture(&self, iova: u64, last: u64) -> bool {
+        let va = self.geo.max_va_bits;
+        match self.geo.va_mode {
+            VaMode::Low => va >= 64 || last >> va == 0,
+            VaMode::High => va >= 64 || !iova >> va == 0,
+            VaMode::SignExtended => {
+                let (a, b) = ((iova as i64) >> (va - 1), (last as i64) >> (va - 1));
+                a == b && (a == 0 || a == -1)
+            }
+        }
     }
 }
 
