@@ -37,7 +37,7 @@ use iopt::{
 /// an incoherent walker can still reach the freed table. `true` checks that the cleared
 /// link is cleaned before the flush; it stays `false` until the engine is fixed (the
 /// other checks of that path run either way).
-const INCOHERENT_REPLACE_CHECKED: bool = false;
+const INCOHERENT_REPLACE_CHECKED: bool = true;
 
 const ARENA_BASE: u64 = 0x4000_0000;
 const ARENA_BYTES: usize = 8 << 20;
@@ -924,9 +924,16 @@ impl<'a, A: Api> Checker<'a, A> {
             *per_table.entry(tpa).or_default() += 1;
         }
         if A::RAW {
+            // Once per table, except that replacing an empty leftover table by a leaf
+            // (break-before-make: clear, clean, flush, free, write) cleans the cleared
+            // link before the walk flush and the table's written entries after.
+            let replacements = ev
+                .iter()
+                .filter(|(_, e)| matches!(e, Ev::FlushWalk { .. }))
+                .count();
             for (tpa, n) in &per_table {
-                assert_eq!(
-                    *n, 1,
+                assert!(
+                    *n == 1 || *n <= 1 + replacements,
                     "{ctx}: table {tpa:#x} cleaned {n} times in one operation"
                 );
             }

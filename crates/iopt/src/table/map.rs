@@ -527,10 +527,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         if let Pte::Table { pa } = fmt.decode(level, e) {
                             let slot = st.iova + ((i as u64) << item_lg2);
                             dirty.add(idx + i, 1);
+                            // The cleared link must reach an incoherent walker before the
+                            // flush, or it could walk the freed table afterwards.
+                            let mut cleared = Dirty::default();
+                            cleared.add(idx + i, 1);
                             // SAFETY: the caller owns the slot's range; the subtree holds
                             // no leaf; after the walk flush nothing references it.
                             unsafe {
                                 Self::store(table, idx + i, 0);
+                                self.clean_dirty::<true>(table, &cleared);
                                 self.ops.flush_walk(
                                     slot,
                                     1 << item_lg2,

@@ -98,10 +98,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             // SAFETY: runs never cross a table; the caller owns the range.
             unsafe { Self::store(table, first + i, 0) };
         }
+        self.ops.add_page(gather, iova, size);
         let mut dirty = Dirty::default();
         dirty.add(first, 1 << run_lg2);
         self.clean_dirty::<true>(table, &dirty);
-        self.ops.add_page(gather, iova, size);
         Some(size)
     }
 
