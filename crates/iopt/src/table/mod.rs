@@ -109,7 +109,10 @@ pub enum OverlapPolicy {
 pub struct Options {
     /// The hardware walker snoops the CPU caches. When `false`, the engine asks the table
     /// memory to clean ([`TableMemory::clean`]) every entry range it writes, once per
-    /// table and operation, and every new table before it is linked in.
+    /// table and raw operation, and every new table before it is linked in. (Replacing an
+    /// empty leftover table by a leaf also cleans the cleared link before the walk flush:
+    /// break-before-make. A safe map made of several page-size pieces is several raw
+    /// operations.)
     pub coherent_walk: bool,
     /// What an overlapping map means.
     pub overlap: OverlapPolicy,
