@@ -101,19 +101,63 @@ pub unsafe trait TableMemory: Send + Sync {
 
 /// Table pages from the global heap; physical address = virtual address (plain userspace,
 /// identity-mapped firmware).
+///
+/// Freed tables are kept in a small cache per size (up to [`HeapMemory::CACHE_BYTES`]
+/// in all) and handed out again, zeroed, instead of going back to the global allocator:
+/// a table that is built and torn down repeatedly then costs a memset, not a trip through
+/// the allocator and the kernel's page faults. [`HeapMemory::trim`] empties the cache.
 #[cfg(feature = "alloc")]
 #[derive(Debug, Default)]
 pub struct HeapMemory {
     counters: Counters,
+    cache: spin::Mutex<HeapCache>,
+}
+
+/// Freed tables waiting for reuse: one list per size, linked through each table's first
+/// word (the table is free, so the word is ours).
+#[cfg(feature = "alloc")]
+#[derive(Debug, Default)]
+struct HeapCache {
+    heads: [usize; 24],
+    bytes: usize,
 }
 
 #[cfg(feature = "alloc")]
 impl HeapMemory {
-    /// A new heap source with zeroed counters.
+    /// Most bytes of freed tables kept for reuse.
+    pub const CACHE_BYTES: usize = 16 << 20;
+
+    /// A new heap source with zeroed counters and an empty cache.
     pub const fn new() -> Self {
         HeapMemory {
             counters: Counters::new(),
+            cache: spin::Mutex::new(HeapCache {
+                heads: [0; 24],
+                bytes: 0,
+            }),
         }
+    }
+
+    /// Gives every cached free table back to the global allocator.
+    pub fn trim(&self) {
+        let mut c = self.cache.lock();
+        for lg2 in 0..24u32 {
+            while c.heads[lg2 as usize] != 0 {
+                let p = core::ptr::with_exposed_provenance_mut::<u8>(c.heads[lg2 as usize]);
+                // SAFETY: cached tables are free, at least a word long, and hold the link.
+                c.heads[lg2 as usize] = unsafe { p.cast::<usize>().read() };
+                // SAFETY: allocated by `alloc` with this layout; freed once.
+                unsafe { alloc::alloc::dealloc(p, table_layout(lg2)) };
+            }
+        }
+        c.bytes = 0;
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Drop for HeapMemory {
+    fn drop(&mut self) {
+        self.trim();
     }
 }
 
@@ -133,8 +177,29 @@ unsafe impl TableMemory for HeapMemory {
     #[inline]
     fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
         let layout = table_layout(size_lg2);
-        // SAFETY: the layout has a non-zero size.
-        let p = NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
+        let cached = if (size_lg2 as usize) < 24 && size_lg2 >= 3 {
+            let mut c = self.cache.lock();
+            let head = c.heads[size_lg2 as usize];
+            (head != 0).then(|| {
+                let p = core::ptr::with_exposed_provenance_mut::<u8>(head);
+                // SAFETY: cached tables are free and hold the link in their first word.
+                c.heads[size_lg2 as usize] = unsafe { p.cast::<usize>().read() };
+                c.bytes -= layout.size();
+                p
+            })
+        } else {
+            None
+        };
+        let p = match cached {
+            Some(p) => {
+                // SAFETY: a free table of this size, ours alone: zero it for reuse.
+                unsafe { core::ptr::write_bytes(p, 0, layout.size()) };
+                // SAFETY: non-null (it was in the cache).
+                unsafe { NonNull::new_unchecked(p) }
+            }
+            // SAFETY: the layout has a non-zero size.
+            None => NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?,
+        };
         self.counters.add(layout.size() as u64);
         Some(p)
     }
@@ -142,8 +207,20 @@ unsafe impl TableMemory for HeapMemory {
     unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
         let layout = table_layout(size_lg2);
         self.counters.sub(layout.size() as u64);
+        if size_lg2 >= 3 && (size_lg2 as usize) < 24 {
+            let mut c = self.cache.lock();
+            if c.bytes + layout.size() <= Self::CACHE_BYTES {
+                let next = c.heads[size_lg2 as usize];
+                // SAFETY: the caller gives the table up; its first word is ours now.
+                unsafe { ptr.as_ptr().cast::<usize>().write(next) };
+                c.heads[size_lg2 as usize] = ptr.as_ptr().expose_provenance();
+                c.bytes += layout.size();
+                return;
+            }
+        }
         // SAFETY: the caller guarantees `ptr` came from `alloc` with this size, hence
-        // from `alloc_zeroed` with this layout, and is freed once.
+        // from `alloc_zeroed` (or the cache, which holds only such tables) with this
+        // layout, and is freed once.
         unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
     }
     #[inline]
