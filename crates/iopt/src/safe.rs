@@ -117,15 +117,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     ///
     /// Errors (the table unchanged): the argument errors of
     /// [`PageTable::map_pages`] (with `len` a multiple of the smallest page size and
-    /// the addresses aligned to it), [`Error::AddressInUse`] naming the first IOVA in use,
-    /// [`Error::OutOfMemory`].
+    /// the addresses aligned to it), [`Error::AddressInUse`](crate::Error::AddressInUse) naming the first IOVA in use,
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory).
     pub fn map(&mut self, iova: u64, paddr: u64, len: u64, prot: Prot) -> Result<()> {
         self.map_inner(iova, paddr, len, prot, None)
     }
 
     /// [`Table::map`] taking new tables only from `reservation`
     /// ([`Table::reserve`]): it never allocates. Fails with
-    /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short.
+    /// [`Error::ReservationExhausted`](crate::Error::ReservationExhausted) (nothing changed) if the reservation is short.
     pub fn map_reserved(
         &mut self,
         iova: u64,
@@ -163,7 +163,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// Unmaps exactly `[iova, iova + len)`: every mapping inside it, skipping holes.
     ///
     /// A range that would cut a large or contiguous mapping at either end is refused with
-    /// [`Error::WouldSplit`] naming that mapping, before anything changes. Removed tables
+    /// [`Error::WouldSplit`](crate::Error::WouldSplit) naming that mapping, before anything changes. Removed tables
     /// (including partly covered ones this unmap empties) wait in `gather` until
     /// [`Table::sync`].
     pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<Unmapped> {
