@@ -5,13 +5,19 @@
 //!   width, root address and the hardware configuration words.
 //! - `iopt demo` (and `iopt` with no arguments) runs a short seeded workload over every
 //!   format, checks every step against a model, and prints a summary table.
+//! - `iopt bench [--format F] [--workload W] [--size S] [--json | --markdown] [--plot
+//!   FILE.svg]` times the benchmark workloads for iopt's formats and, in the same run,
+//!   for the peer crates (aarch64-paging, x86_64) and a plain-fill baseline.
 
+mod bench;
 mod demo;
 mod formats;
 mod info;
 mod model;
+mod plot;
 mod rng;
 mod units;
+mod workloads;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -37,6 +43,8 @@ enum Command {
     Info(InfoArgs),
     /// Run a seeded map/unmap workload over every format, checked against a model.
     Demo(DemoArgs),
+    /// Time the benchmark workloads against the peer crates (see docs/benchmarks.md).
+    Bench(bench::BenchArgs),
 }
 
 /// Arguments of `iopt info`.
@@ -79,13 +87,15 @@ enum AppError {
     Config(iopt::Error),
     /// A demonstration check failed (exit status 1).
     Check(demo::CheckFailed),
+    /// A file could not be written (exit status 1).
+    Io(std::io::Error),
 }
 
 impl AppError {
     fn exit_code(&self) -> ExitCode {
         match self {
             AppError::Usage(_) => ExitCode::from(2),
-            AppError::Config(_) | AppError::Check(_) => ExitCode::from(1),
+            AppError::Config(_) | AppError::Check(_) | AppError::Io(_) => ExitCode::from(1),
         }
     }
 }
@@ -96,6 +106,7 @@ impl fmt::Display for AppError {
             AppError::Usage(msg) => f.write_str(msg),
             AppError::Config(e) => write!(f, "{e}"),
             AppError::Check(e) => write!(f, "demo check failed: {e}"),
+            AppError::Io(e) => write!(f, "{e}"),
         }
     }
 }
@@ -133,6 +144,11 @@ fn run(command: Command) -> Result<(), AppError> {
         }
         Command::Demo(args) => {
             let report = demo::run(args.seed, args.ops).map_err(AppError::Check)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let report = bench::run(&args).map_err(AppError::Io)?;
             print!("{report}");
             Ok(())
         }

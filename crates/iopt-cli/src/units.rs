@@ -22,6 +22,36 @@ pub fn size(bytes: u64) -> String {
         )
 }
 
+/// Parses a byte count with an optional binary unit: `4096`, `64K`, `1M`, `2G`, `1GiB`
+/// (K, M, G, T; case-insensitive; `B`, `iB` accepted after the unit).
+///
+/// # Errors
+/// A message naming the input when it is not such a count or does not fit in 64 bits.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a size (examples: 4096, 64K, 1M, 1G)");
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix("ib"))
+        .or_else(|| t.strip_suffix(['B', 'b']))
+        .unwrap_or(t);
+    let (digits, lg2) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let lg2 = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            (&t[..i], lg2)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << lg2).ok_or_else(bad)
+}
+
 /// The sizes whose bits are set in a page-size bitmap, smallest first.
 pub fn page_sizes(bitmap: u64) -> impl Iterator<Item = u64> {
     (0..64)
@@ -48,6 +78,23 @@ mod tests {
         assert_eq!(size(512), "512B");
         assert_eq!(size(197_120), "197120B");
         assert_eq!(size(0), "0B");
+    }
+
+    #[test]
+    fn parsing() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2MB"), Ok(2 << 20));
+        assert_eq!(parse_size("512B"), Ok(512));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("-1M").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 
     #[test]

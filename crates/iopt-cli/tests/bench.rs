@@ -1,0 +1,204 @@
+//! Smoke tests of `iopt bench` at small sizes: the JSON lines and their fields, the exact
+//! table-page counts, the human, Markdown and SVG outputs, and the refused options. No
+//! timing is asserted.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn iopt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_iopt"))
+        .args(args)
+        .output()
+        .expect("the iopt binary runs")
+}
+
+/// Runs `iopt bench` with `args`, expects success and a silent stderr (no progress bar
+/// when stderr is not a terminal), returns stdout.
+fn bench(args: &[&str]) -> String {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    let out = iopt(&all);
+    assert!(
+        out.status.success(),
+        "iopt {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "iopt {all:?} wrote to stderr");
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+/// `bench --json` with `args`: every line parsed.
+fn json(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    bench(&all)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count in {v}"))
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+#[test]
+fn w1_json_lines_have_every_field() {
+    let rows = json(&["--size", "1M", "--workload", "w1", "--format", "x86-64"]);
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().expect("workload"))
+        .collect();
+    assert_eq!(names, ["W1", "W1u"]);
+    for r in &rows {
+        assert_eq!(r["format"], "x86-64");
+        assert_eq!(r["peer"], "x86_64 crate");
+        // 1 MiB of 4K pages at IOVA 0: one leaf table, PD, PDPT and the root.
+        assert_eq!(u(r, "ops"), 256);
+        assert_eq!(u(r, "table_pages"), 4);
+        assert_eq!(u(r, "peer_table_pages"), 4);
+        let (ns, peer_ns) = (f(r, "ns_per_op"), f(r, "peer_ns_per_op"));
+        assert!(ns > 0.0 && peer_ns > 0.0, "{r}");
+        let ratio = f(r, "ratio");
+        assert!((ratio - ns / peer_ns).abs() <= 1e-9 * ratio.max(1.0), "{r}");
+        let rate = f(r, "ops_per_s");
+        assert!((rate * ns / 1e9 - 1.0).abs() < 1e-9, "{r}");
+    }
+    assert!(rows[0]["fill_ns_per_entry"].is_f64());
+    assert!(
+        rows[1]["fill_ns_per_entry"].is_null(),
+        "no fill baseline for unmaps"
+    );
+}
+
+#[test]
+fn w2_at_4m_uses_the_fewest_tables() {
+    let rows = json(&[
+        "--size",
+        "4M",
+        "--workload",
+        "w2",
+        "--format",
+        "x86-64,arm64-s1,amdv1,armv7s",
+        "--reps",
+        "1",
+    ]);
+    let w2: Vec<(&str, u64, Option<u64>)> = rows
+        .iter()
+        .filter(|r| r["workload"] == "W2")
+        .map(|r| {
+            (
+                r["format"].as_str().expect("format"),
+                u(r, "table_pages"),
+                r["peer_table_pages"].as_u64(),
+            )
+        })
+        .collect();
+    // x86-64 and ARM64 4K: 2 leaf tables + 3 above; AMD v1 (3 levels): 2 + 2;
+    // armv7s: 4 second-level tables (1 MiB each) + the first-level table.
+    assert_eq!(
+        w2,
+        [
+            ("x86-64", 5, Some(5)),
+            ("arm64-s1", 5, Some(5)),
+            ("amdv1", 4, None),
+            ("armv7s", 5, None),
+        ]
+    );
+    // The x86_64 crate has no range API: its W2 is per page, and says so.
+    let x86 = &rows[0];
+    assert_eq!(x86["peer_note"], "per-page map_to: no range API");
+    // Unmapping in one call detaches both leaf tables.
+    let w2u = rows
+        .iter()
+        .find(|r| r["workload"] == "W2u" && r["format"] == "x86-64")
+        .expect("a W2u row");
+    assert_eq!(u(w2u, "table_pages_end"), 3);
+}
+
+#[test]
+fn every_workload_and_format_runs() {
+    let rows = json(&["--size", "1M", "--reps", "1"]);
+    // 9 workloads (W6 compares with its own 1-thread run) x 5 formats.
+    assert_eq!(rows.len(), 45);
+    let w6: Vec<&Value> = rows.iter().filter(|r| r["workload"] == "W6").collect();
+    assert_eq!(w6.len(), 5);
+    assert!(w6.iter().all(|r| r["peer"] == "1 thread"));
+    // Formats without a peer say so.
+    let amd = rows
+        .iter()
+        .find(|r| r["workload"] == "W1" && r["format"] == "amdv1")
+        .expect("amdv1 W1");
+    assert!(amd["peer"].is_null() && amd["ratio"].is_null());
+}
+
+#[test]
+fn human_and_markdown_tables() {
+    let text = bench(&["--size", "1M", "--workload", "w2", "--format", "arm64-s1"]);
+    assert!(text.contains("W2  map 1M of 4K pages in 1 call (ns per 4K page); fill baseline"));
+    assert!(text.contains("aarch64-paging"));
+    let md = bench(&[
+        "--size",
+        "1M",
+        "--workload",
+        "w3",
+        "--format",
+        "x86-64",
+        "--markdown",
+    ]);
+    assert!(md.starts_with("Machine: "));
+    assert!(md.contains("| workload | op | format | ns/op | table pages |"));
+    assert!(md.contains("| W3 map 1 2M blocks, 1 per call | 2M block | x86-64 |"));
+}
+
+#[test]
+fn plot_writes_an_svg() {
+    let dir = std::env::temp_dir().join(format!("iopt-bench-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("plot.svg");
+    let path = file.to_str().expect("UTF-8 path");
+    let text = bench(&[
+        "--size",
+        "1M",
+        "--format",
+        "x86-64,arm64-s1",
+        "--reps",
+        "1",
+        "--plot",
+        path,
+    ]);
+    let svg = std::fs::read_to_string(&file).expect("the plot was written");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(text.contains("plot written to"));
+    assert!(svg.starts_with("<svg"));
+    // x86-64, arm64-s1 and aarch64-paging at 64K, 256K and 1M.
+    assert_eq!(svg.matches("<polyline").count(), 3);
+    assert_eq!(svg.matches("<circle").count(), 9);
+    for label in [
+        ">64K</text>",
+        ">256K</text>",
+        ">1M</text>",
+        ">aarch64-paging</text>",
+    ] {
+        assert!(svg.contains(label), "{label}");
+    }
+}
+
+#[test]
+fn bad_sizes_are_usage_errors() {
+    for size in ["100K", "32K", "1T", "lots"] {
+        let out = iopt(&["bench", "--size", size]);
+        assert_eq!(out.status.code(), Some(2), "--size {size}");
+        assert!(out.stdout.is_empty());
+    }
+    let out = iopt(&["bench", "--json", "--markdown"]);
+    assert_eq!(out.status.code(), Some(2));
+}
