@@ -195,10 +195,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
         let (first, last) = self.lock_range(iova, len)?;
         let id = self.locks.acquire(first, last, Mode::Exclusive);
         Ok(RangeGuard {
-            table: self,
-            first,
-            last,
-            id,
+            hold: Hold {
+                table: self,
+                first,
+                last,
+                id,
+            },
         })
     }
 
@@ -210,10 +212,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
             .locks
             .try_acquire(first, last, Mode::Exclusive)
             .map(|id| RangeGuard {
-                table: self,
-                first,
-                last,
-                id,
+                hold: Hold {
+                    table: self,
+                    first,
+                    last,
+                    id,
+                },
             }))
     }
 
@@ -224,10 +228,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
         let (first, last) = self.lock_range(iova, len)?;
         let id = self.locks.acquire(first, last, Mode::Shared);
         Ok(SharedGuard {
-            table: self,
-            first,
-            last,
-            id,
+            hold: Hold {
+                table: self,
+                first,
+                last,
+                id,
+            },
         })
     }
 
@@ -239,10 +245,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
             .locks
             .try_acquire(first, last, Mode::Shared)
             .map(|id| SharedGuard {
-                table: self,
-                first,
-                last,
-                id,
+                hold: Hold {
+                    table: self,
+                    first,
+                    last,
+                    id,
+                },
             }))
     }
 
@@ -292,6 +300,33 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     }
 }
 
+/// A range held in a [`SharedTable`]'s interval lock: what both kinds of guard are made
+/// of. Dropping it releases the range.
+struct Hold<'t, F: Format, M: TableMemory, X: FlushOps> {
+    table: &'t SharedTable<F, M, X>,
+    first: u64,
+    last: u64,
+    id: u64,
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> Hold<'_, F, M, X> {
+    /// `Ok` if `iova ..= last` lies inside the held range.
+    fn inside(&self, iova: u64, last: u64) -> Result<()> {
+        SharedTable::<F, M, X>::inside(self.first, self.last, iova, last)
+    }
+
+    /// Translates `iova`, which must lie inside the held range.
+    fn translate(&self, iova: u64) -> Result<Option<Translation>> {
+        self.table.translate_in(self.first, self.last, iova)
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> Drop for Hold<'_, F, M, X> {
+    fn drop(&mut self) {
+        self.table.locks.release(self.id);
+    }
+}
+
 /// An exclusive hold on an IOVA range of a [`SharedTable`]: maps, unmaps and translates
 /// inside it. Dropping it releases the range.
 ///
@@ -300,42 +335,33 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
 /// nothing changes.
 #[must_use = "the range is released as soon as the guard is dropped"]
 pub struct RangeGuard<'t, F: Format, M: TableMemory, X: FlushOps> {
-    table: &'t SharedTable<F, M, X>,
-    first: u64,
-    last: u64,
-    id: u64,
+    hold: Hold<'t, F, M, X>,
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for RangeGuard<'_, F, M, X> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RangeGuard")
-            .field("first", &self.first)
-            .field("last", &self.last)
+            .field("first", &self.hold.first)
+            .field("last", &self.hold.last)
             .finish()
-    }
-}
-
-impl<F: Format, M: TableMemory, X: FlushOps> Drop for RangeGuard<'_, F, M, X> {
-    fn drop(&mut self) {
-        self.table.locks.release(self.id);
     }
 }
 
 impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     /// The IOVA range held, inclusive.
     pub fn range(&self) -> RangeInclusive<u64> {
-        self.first..=self.last
+        self.hold.first..=self.hold.last
     }
 
     /// The table the guard belongs to.
     pub fn table(&self) -> &'t SharedTable<F, M, X> {
-        self.table
+        self.hold.table
     }
 
     /// Translates `iova` (inside the guard): its physical address and the mapping
     /// around it.
     pub fn translate(&self, iova: u64) -> Result<Option<Translation>> {
-        self.table.translate_in(self.first, self.last, iova)
+        self.hold.translate(iova)
     }
 
     /// Maps `[iova, iova + len)` to `[paddr, paddr + len)` with `prot`, choosing page
@@ -381,10 +407,15 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
         reservation: Option<&mut Reservation>,
     ) -> Result<()> {
         let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
-        SharedTable::<F, M, X>::inside(self.first, self.last, iova, last)?;
+        self.hold.inside(iova, last)?;
         // SAFETY: `&mut self` on the exclusive guard holds the range, which lies inside
         // the guard.
-        unsafe { self.table.raw.map_auto(iova, paddr, len, prot, reservation) }
+        unsafe {
+            self.hold
+                .table
+                .raw
+                .map_auto(iova, paddr, len, prot, reservation)
+        }
     }
 
     /// Unmaps exactly `[iova, iova + len)` (inside the guard): every mapping in it,
@@ -403,10 +434,10 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     /// If `gather` holds work of another table.
     pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<u64> {
         let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
-        SharedTable::<F, M, X>::inside(self.first, self.last, iova, last)?;
+        self.hold.inside(iova, last)?;
         // SAFETY: `&mut self` on the exclusive guard holds the range. No reclaiming of
         // partly covered tables: other guards may be working in the rest of them.
-        unsafe { self.table.raw.unmap_exact(iova, len, false, gather) }
+        unsafe { self.hold.table.raw.unmap_exact(iova, len, false, gather) }
     }
 }
 
@@ -414,40 +445,31 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
 /// may overlap it, exclusive ones may not. Dropping it releases the range.
 #[must_use = "the range is released as soon as the guard is dropped"]
 pub struct SharedGuard<'t, F: Format, M: TableMemory, X: FlushOps> {
-    table: &'t SharedTable<F, M, X>,
-    first: u64,
-    last: u64,
-    id: u64,
+    hold: Hold<'t, F, M, X>,
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for SharedGuard<'_, F, M, X> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SharedGuard")
-            .field("first", &self.first)
-            .field("last", &self.last)
+            .field("first", &self.hold.first)
+            .field("last", &self.hold.last)
             .finish()
-    }
-}
-
-impl<F: Format, M: TableMemory, X: FlushOps> Drop for SharedGuard<'_, F, M, X> {
-    fn drop(&mut self) {
-        self.table.locks.release(self.id);
     }
 }
 
 impl<'t, F: Format, M: TableMemory, X: FlushOps> SharedGuard<'t, F, M, X> {
     /// The IOVA range held, inclusive.
     pub fn range(&self) -> RangeInclusive<u64> {
-        self.first..=self.last
+        self.hold.first..=self.hold.last
     }
 
     /// The table the guard belongs to.
     pub fn table(&self) -> &'t SharedTable<F, M, X> {
-        self.table
+        self.hold.table
     }
 
     /// Translates `iova` (inside the guard, else [`Error::OutsideGuard`]).
     pub fn translate(&self, iova: u64) -> Result<Option<Translation>> {
-        self.table.translate_in(self.first, self.last, iova)
+        self.hold.translate(iova)
     }
 }
