@@ -155,4 +155,24 @@ pub trait Format: Sized + Send + Sync {
     /// The configuration words a driver programs for a table rooted at `root_pa` whose
     /// top is at `top_level`.
     fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords;
+
+    /// True if this configuration has hardware dirty tracking: the IOMMU records writes
+    /// in leaves, and [`Format::leaf_dirty`] / [`Format::leaf_clean`] read and reset that
+    /// record. Default: no dirty tracking.
+    #[inline]
+    fn tracks_dirty(&self) -> bool {
+        false
+    }
+    /// True if the hardware has written through the leaf `pte` at `level` since it was
+    /// made or last cleaned. Only asked when [`Format::tracks_dirty`] is true.
+    #[inline]
+    fn leaf_dirty(&self, _level: u32, _pte: u64) -> bool {
+        false
+    }
+    /// The leaf `pte` at `level` with its dirty record reset (the mapping and its
+    /// permissions unchanged). Only asked when [`Format::tracks_dirty`] is true.
+    #[inline]
+    fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
+        pte
+    }
 }

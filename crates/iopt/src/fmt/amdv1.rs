@@ -75,6 +75,8 @@
 //! Not implemented: dirty tracking helpers (the D bit is only ignored on decode), the
 //! U (untranslated-only) bit, level skipping in table entries.
 
+use crate::fmt::common::addr_mask;
+use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
 
@@ -89,7 +91,7 @@ const NL_PAGE: u64 = 0;
 /// Next Level value of a size-encoded page.
 const NL_SIZED: u64 = 7;
 /// Address field, bits 51:12.
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+const ADDR_MASK: u64 = addr_mask(12, 51);
 /// Force coherent.
 const FC: u64 = 1 << 60;
 /// Read permission.
@@ -97,10 +99,6 @@ const IR: u64 = 1 << 61;
 /// Write permission.
 const IW: u64 = 1 << 62;
 
-/// log2 of the smallest page and of every table's size in bytes.
-const PAGE_LG2: u32 = 12;
-/// log2 of the entries in a (non-top) table.
-const TABLE_LG2: u32 = 9;
 /// log2 of the largest page: 2 PiB, whose size encoding puts its zero at bit 50 (the
 /// address field ends at bit 51; Linux caps sizes at 2^51).
 const MAX_PAGE_LG2: u32 = 51;
@@ -221,7 +219,7 @@ impl Format for AmdV1 {
 
     #[inline]
     fn va_bits(&self, top_level: u32) -> u32 {
-        (PAGE_LG2 + TABLE_LG2 * (top_level + 1)).min(64)
+        radix4k::va_bits(top_level)
     }
 
     #[inline]
@@ -236,7 +234,7 @@ impl Format for AmdV1 {
 
     #[inline]
     fn item_lg2(&self, level: u32) -> u32 {
-        PAGE_LG2 + TABLE_LG2 * level
+        radix4k::item_lg2(level)
     }
 
     /// 9 (512 entries) at levels 0..=4. Level 5 is always the top and only decodes

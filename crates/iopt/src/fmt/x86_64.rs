@@ -46,6 +46,8 @@
 //! widths, but neither IOMMU uses them), PAT/PCD/PWT memory types, the global bit,
 //! protection keys, and an option not to preset A/D (Linux has none).
 
+use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
+use crate::fmt::common::{addr_mask, sign_extended_va_bits};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
 
@@ -62,14 +64,10 @@ const D: u64 = 1 << 6;
 /// Page size (PDE and PDPTE only).
 const PS: u64 = 1 << 7;
 /// Address field, bits 51:12.
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+const ADDR_MASK: u64 = addr_mask(12, 51);
 /// Execute disable.
 const XD: u64 = 1 << 63;
 
-/// log2 of the smallest page and of every table's size in bytes.
-const PAGE_LG2: u32 = 12;
-/// log2 of the entries in a table.
-const TABLE_LG2: u32 = 9;
 /// Highest level that can hold a leaf (the PDPTE, 1 GiB).
 const MAX_LEAF_LEVEL: u32 = 2;
 
@@ -150,8 +148,7 @@ impl Format for X86_64 {
     /// 48 or 57 bits when sign-extended (the sign bit included), 47 or 56 otherwise.
     #[inline]
     fn va_bits(&self, top_level: u32) -> u32 {
-        let full = PAGE_LG2 + TABLE_LG2 * (top_level + 1);
-        if self.sign_extend { full } else { full - 1 }
+        sign_extended_va_bits(radix4k::va_bits(top_level), self.sign_extend)
     }
 
     #[inline]
@@ -170,7 +167,7 @@ impl Format for X86_64 {
 
     #[inline]
     fn item_lg2(&self, level: u32) -> u32 {
-        PAGE_LG2 + TABLE_LG2 * level
+        radix4k::item_lg2(level)
     }
 
     #[inline]
