@@ -18,6 +18,11 @@ pub trait FlushOps: Send + Sync {
     fn top_changed(&self, root_pa: u64, levels: u32);
     /// An unmap removed the leaf mapping `[iova, iova + size)`; record it in `gather`
     /// (the default) or act on it at once (Linux's `tlb_add_page`).
+    ///
+    /// Leaves inside a table that the unmap detaches whole are not reported one by one:
+    /// the table's whole span goes into the gather as one range (with the table's entry
+    /// size as granule) and is invalidated by [`Self::flush_walk`] at
+    /// [`crate::PageTable::sync`], as Linux flushes a removed table's span as a walk.
     #[inline]
     fn add_page(&self, gather: &mut crate::Gather, iova: u64, size: u64) {
         gather.add_range(iova, size, size);

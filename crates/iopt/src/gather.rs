@@ -117,6 +117,7 @@ impl Gather {
     }
 
     /// Adds `[iova, iova + size)` (size > 0) removed at `granule` to the range.
+    #[inline]
     pub fn add_range(&mut self, iova: u64, size: u64, granule: u64) {
         let last = iova.wrapping_add(size - 1);
         if self.has_range {
@@ -131,7 +132,15 @@ impl Gather {
         }
     }
 
+    #[inline]
     pub(crate) fn bind(&mut self, owner: u64) {
+        if self.owner != owner {
+            self.bind_slow(owner);
+        }
+    }
+
+    #[cold]
+    fn bind_slow(&mut self, owner: u64) {
         // An empty gather may move to another table.
         if self.owner == 0 || self.is_empty() {
             self.owner = owner;

@@ -167,3 +167,47 @@ fn bug5_incoherent_leftover_replacement_order() {
          free; got {ev:x?}"
     );
 }
+
+/// The unmap of a table covered whole counts its leaves instead of clearing them; it must
+/// still stop at a hole inside such a table (after clearing the leaves before it), skip
+/// holes in `unmap_range`, and give every page back at the sync.
+#[test]
+fn covered_leaf_tables_are_detached_whole_but_holes_still_stop_unmap() {
+    let arena = ArenaMemory::new(BASE, 4 << 20);
+    let pt = PageTable::new(
+        X86_64::new(X86_64Config::default()).unwrap(),
+        &arena,
+        NoFlush,
+    )
+    .unwrap();
+    let rw = Prot::READ | Prot::WRITE;
+    let mut g = Gather::new();
+    // SAFETY: single-threaded, no hardware.
+    unsafe {
+        // Two full leaf tables: [0, 4M).
+        assert_eq!(pt.map_pages(0, 0, K4, 1024, rw), (4 << 20, Ok(())));
+        // A hole in the second one.
+        assert_eq!(pt.unmap_pages(M2 + 100 * K4, K4, 1, &mut g), (K4, Ok(())));
+        pt.sync(&mut g);
+        let pages = arena.stats().pages;
+        // The first table is covered and full: detached whole; the second stops at the
+        // hole after clearing its first 100 pages.
+        assert_eq!(
+            pt.unmap_pages(0, K4, 1024, &mut g),
+            (M2 + 100 * K4, Err(iopt::Error::NotMapped(M2 + 100 * K4)))
+        );
+        assert_eq!(pt.iova_to_phys(M2 - K4), None);
+        assert_eq!(pt.iova_to_phys(M2 + 99 * K4), None);
+        assert_eq!(pt.iova_to_phys(M2 + 101 * K4), Some(M2 + 101 * K4));
+        assert_eq!(g.pending_tables(), 1);
+        assert_eq!(g.range(), Some((0, M2 + 100 * K4 - 1)));
+        pt.sync(&mut g);
+        assert_eq!(arena.stats().pages, pages - 1);
+        // unmap_range skips the hole and detaches the second table whole.
+        assert_eq!(pt.unmap_range(M2, M2, &mut g), (411 * K4, Ok(())));
+        assert_eq!(g.pending_tables(), 1);
+        pt.sync(&mut g);
+        assert_eq!(arena.stats().pages, pages - 2);
+        assert_eq!(pt.iova_to_phys(M2 + 101 * K4), None);
+    }
+}

@@ -151,6 +151,8 @@ pub struct AmdV1 {
     fc: u64,
     /// The C-bit mask, or 0.
     c_bit: u64,
+    /// The address field without the C-bit (precomputed for decode).
+    addr_mask: u64,
 }
 
 impl AmdV1 {
@@ -191,13 +193,14 @@ impl AmdV1 {
             oa_bits: cfg.oa_bits,
             fc: if cfg.force_coherence { FC } else { 0 },
             c_bit,
+            addr_mask: ADDR_MASK & !c_bit,
         })
     }
 
     /// The address field of an entry, with the C-bit removed.
     #[inline]
     fn addr(&self, pte: u64) -> u64 {
-        pte & ADDR_MASK & !self.c_bit
+        pte & self.addr_mask
     }
 }
 

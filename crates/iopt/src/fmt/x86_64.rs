@@ -106,6 +106,8 @@ pub struct X86_64 {
     sign_extend: bool,
     /// The C-bit mask, or 0.
     c_bit: u64,
+    /// The address field without the C-bit (precomputed for decode).
+    addr_mask: u64,
 }
 
 impl X86_64 {
@@ -130,6 +132,7 @@ impl X86_64 {
             oa_bits: cfg.oa_bits,
             sign_extend: cfg.sign_extend,
             c_bit,
+            addr_mask: ADDR_MASK & !c_bit,
         })
     }
 }
@@ -196,7 +199,7 @@ impl Format for X86_64 {
         if pte & P == 0 {
             return Pte::Empty;
         }
-        let addr = pte & ADDR_MASK & !self.c_bit;
+        let addr = pte & self.addr_mask;
         if level == 0 || (level <= MAX_LEAF_LEVEL && pte & PS != 0) {
             // Address bits below the page size (PAT at bit 12 in large pages) are not
             // part of the output address.

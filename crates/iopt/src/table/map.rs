@@ -189,9 +189,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> Option<Result<()>> {
         let (root, top) = self.top();
         let item_lg2 = self.item_lg2(leaf_level);
-        let last = iova.wrapping_add((1u64 << (item_lg2 + run_lg2)) - 1);
-        if leaf_level > top || !self.in_aperture(top, iova) || !self.in_aperture(top, last) {
-            return None;
+        // The caller checked the range against the largest aperture, which is the
+        // current one unless the top can still grow.
+        if self.geo.growable {
+            let last = iova.wrapping_add((1u64 << (item_lg2 + run_lg2)) - 1);
+            if leaf_level > top || !self.in_aperture(top, iova) || !self.in_aperture(top, last) {
+                return None;
+            }
         }
         // SAFETY: `root` is the live top; the caller owns the range.
         let (level, table, idx, _, pte) = unsafe { self.descend(root, top, iova, leaf_level) };
@@ -199,6 +203,24 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return match pte {
                 Pte::Leaf { .. } => Some(Err(Error::AddressInUse(iova))),
                 _ => None,
+            };
+        }
+        if run_lg2 == 0 {
+            // The common case, without the run loops.
+            // SAFETY: `idx` is the entry for `iova` in `table`.
+            let e = unsafe { Self::load(table, idx) };
+            return match self.fmt.decode(level, e) {
+                Pte::Empty => {
+                    let v = self.fmt.make_leaf(level, pa, 0, prot);
+                    // SAFETY: as above; the caller owns the range.
+                    unsafe { Self::store(table, idx, v) };
+                    let mut dirty = Dirty::default();
+                    dirty.add(idx, 1);
+                    self.clean_dirty::<true>(table, &dirty);
+                    Some(Ok(()))
+                }
+                Pte::Leaf { .. } => Some(Err(Error::AddressInUse(iova))),
+                Pte::Table { .. } => None,
             };
         }
         let run = 1usize << run_lg2;

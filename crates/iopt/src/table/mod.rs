@@ -182,10 +182,15 @@ struct Geometry {
     max_aperture: Aperture,
     /// Whether the top can grow.
     growable: bool,
-    /// Which part of the IOVA space is translated.
-    va_mode: VaMode,
-    /// IOVA bits at the largest top.
-    max_va_bits: u32,
+    /// Per top level, the aperture as one contiguous window after a shift: `iova` is
+    /// translated iff `(iova + ap_bias[top]) & ap_mask[top] == 0`. The bias moves a
+    /// sign-extended or upper-half range down to `0 .. 2^va_bits`, so that each check on
+    /// the hot paths is an add, an and and a compare, whatever the mode.
+    ap_bias: [u64; 8],
+    /// See `ap_bias`.
+    ap_mask: [u64; 8],
+    /// The largest top level.
+    max_top: u32,
 }
 
 // SAFETY: the table pages are reached only through atomics; `F`, `M` and `X` are
@@ -277,11 +282,20 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             leaf_by_lg2: [0; 64],
             max_aperture: Self::aperture_of(&fmt, max_top),
             growable: fmt.max_levels() > levels,
-            va_mode: fmt.va_mode(),
-            max_va_bits: fmt.va_bits(max_top),
+            ap_bias: [0; 8],
+            ap_mask: [u64::MAX; 8],
+            max_top,
         };
         for level in 0..=max_top {
             let l = level as usize;
+            let va = fmt.va_bits(level);
+            geo.ap_mask[l] = !mask_lg2(va);
+            geo.ap_bias[l] = match fmt.va_mode() {
+                VaMode::Low => 0,
+                VaMode::High if va >= 64 => 0,
+                VaMode::High => 1 << va,
+                VaMode::SignExtended => 1 << (va - 1),
+            };
             geo.item_lg2[l] = fmt.item_lg2(level);
             geo.inner_lg2[l] = fmt.table_lg2(level);
             geo.top_lg2[l] = fmt.va_bits(level) - fmt.item_lg2(level);
@@ -423,19 +437,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// paths' check: shifts instead of range compares).
     #[inline(always)]
     pub(super) fn in_aperture(&self, top: u32, iova: u64) -> bool {
-        let va = if self.geo.growable {
-            self.fmt.va_bits(top)
-        } else {
-            self.geo.max_va_bits
-        };
-        match self.geo.va_mode {
-            VaMode::Low => va >= 64 || iova >> va == 0,
-            VaMode::High => va >= 64 || !iova >> va == 0,
-            VaMode::SignExtended => {
-                let s = (iova as i64) >> (va - 1);
-                s == 0 || s == -1
-            }
-        }
+        let t = top as usize & 7;
+        iova.wrapping_add(self.geo.ap_bias[t]) & self.geo.ap_mask[t] == 0
     }
 
     /// The aperture of `fmt` with its top at `top`.
@@ -602,6 +605,24 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
     }
 
+    /// [`Self::check_range`]'s checks as one branch-light pass; `None` if anything is
+    /// wrong (then `check_range` finds out what, for the error).
+    #[inline(always)]
+    pub(super) fn quick_check_range(
+        &self,
+        iova: u64,
+        pgsize: u64,
+        pgcount: usize,
+    ) -> Option<(u64, u64)> {
+        let len = pgsize.checked_mul(pgcount as u64)?;
+        let last = iova.checked_add(len.checked_sub(1)?)?;
+        let ok = pgsize.is_power_of_two()
+            && self.pgsize_bitmap & pgsize != 0
+            && iova & (pgsize - 1) == 0
+            && self.in_max_aperture(iova, last);
+        ok.then_some((len, last))
+    }
+
     /// Checks the arguments shared by map and unmap; returns the last IOVA.
     pub(super) fn check_range(&self, iova: u64, pgsize: u64, pgcount: usize) -> Result<(u64, u64)> {
         if pgcount == 0 {
@@ -625,15 +646,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// the largest top: shift checks instead of range compares.
     #[inline(always)]
     pub(super) fn in_max_aperture(&self, iova: u64, last: u64) -> bool {
-        let va = self.geo.max_va_bits;
-        match self.geo.va_mode {
-            VaMode::Low => va >= 64 || last >> va == 0,
-            VaMode::High => va >= 64 || !iova >> va == 0,
-            VaMode::SignExtended => {
-                let (a, b) = ((iova as i64) >> (va - 1), (last as i64) >> (va - 1));
-                a == b && (a == 0 || a == -1)
-            }
-        }
+        // After the bias the aperture is one window `0 .. 2^va`: the range lies in it
+        // iff its end does and it did not wrap across the window's edge (which is where
+        // a sign-extended range would cross the hole between the halves).
+        let t = self.geo.max_top as usize & 7;
+        let (a, b) = (
+            iova.wrapping_add(self.geo.ap_bias[t]),
+            last.wrapping_add(self.geo.ap_bias[t]),
+        );
+        b & self.geo.ap_mask[t] == 0 && a <= b
     }
 }
 

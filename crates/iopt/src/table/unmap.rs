@@ -57,7 +57,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
-        match self.check_range(iova, pgsize, pgcount) {
+        let checked = match self.quick_check_range(iova, pgsize, pgcount) {
+            Some(ok) => Ok(ok),
+            None => self.check_range(iova, pgsize, pgcount),
+        };
+        match checked {
             Err(e) => (0, Err(e)),
             Ok((len, last)) => {
                 if pgcount == 1 {
@@ -80,7 +84,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     #[inline]
     unsafe fn unmap_one(&self, iova: u64, len: u64, gather: &mut Gather) -> Option<u64> {
         let (root, top) = self.top();
-        if !self.in_aperture(top, iova) {
+        // The caller checked the range against the largest aperture, which is the
+        // current one unless the top can still grow.
+        if self.geo.growable && !self.in_aperture(top, iova) {
             return None;
         }
         // SAFETY: `root` is the live top; the caller owns the range.
@@ -94,9 +100,14 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         gather.bind(self.id);
         let first = idx & !((1usize << run_lg2) - 1);
-        for i in 0..1usize << run_lg2 {
-            // SAFETY: runs never cross a table; the caller owns the range.
-            unsafe { Self::store(table, first + i, 0) };
+        if run_lg2 == 0 {
+            // SAFETY: the entry for `iova`; the caller owns the range.
+            unsafe { Self::store(table, idx, 0) };
+        } else {
+            for i in 0..1usize << run_lg2 {
+                // SAFETY: runs never cross a table; the caller owns the range.
+                unsafe { Self::store(table, first + i, 0) };
+            }
         }
         self.ops.add_page(gather, iova, size);
         let mut dirty = Dirty::default();
@@ -261,10 +272,35 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Pte::Table { pa } => {
                     let child = self.mem.phys_to_virt(pa);
                     let covered = slot >= st.start && slot.wrapping_add(item - 1) <= st.last;
+                    let child_lg2 = self.inner_lg2(level - 1);
+                    // A covered table that holds only leaves is detached whole: its
+                    // entries are counted, not cleared one by one (nothing walks it
+                    // once it is unlinked and the gather is synced).
+                    let whole = if covered && st.gather.can_hold_table() {
+                        // SAFETY: linked tables are live.
+                        unsafe { self.leaf_table_bytes(level - 1, child, child_lg2, st.skip_holes) }
+                    } else {
+                        None
+                    };
+                    if let Some(bytes) = whole {
+                        // SAFETY: the whole span is ours; the detached table is freed
+                        // only after the gather's flush.
+                        unsafe { Self::store(table, idx, 0) };
+                        dirty.add(idx, 1);
+                        st.gather.push_table(DetachedTable {
+                            ptr: child,
+                            size_lg2: self.table_bytes_lg2(level - 1, top),
+                        });
+                        st.gather
+                            .add_range(slot, item, 1 << self.item_lg2(level - 1));
+                        st.unmapped += bytes;
+                        st.advance_to(slot.wrapping_add(item));
+                        idx += 1;
+                        continue;
+                    }
                     let before = st.unmapped;
                     // SAFETY: linked tables are live; the range is the caller's.
                     unsafe { self.unmap_level(level - 1, top, child, st)? };
-                    let child_lg2 = self.inner_lg2(level - 1);
                     // A partly covered table emptied by this unmap is detached too when
                     // the caller owns its whole span (the safe, single-owner table).
                     let detach = covered
@@ -289,6 +325,35 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             }
         }
         Ok(())
+    }
+
+    /// The bytes the leaves of `table` (at `level`, `2^entries_lg2` entries) map, if it
+    /// holds nothing but leaves (and, with `holes`, empty entries); `None` if it links a
+    /// table, or has a hole while `holes` is false (the caller then takes the entry-by-
+    /// entry path, which stops at the hole). Reads only: one pass, no branches per entry
+    /// beyond the decode.
+    ///
+    /// # Safety
+    /// `table` is live at `level`.
+    unsafe fn leaf_table_bytes(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+        holes: bool,
+    ) -> Option<u64> {
+        let n = 1usize << entries_lg2;
+        let (mut leaves, mut tables) = (0usize, 0usize);
+        for i in 0..n {
+            // SAFETY: i < n.
+            let e = unsafe { Self::load(table, i) };
+            match self.fmt.decode(level, e) {
+                Pte::Leaf { .. } => leaves += 1,
+                Pte::Table { .. } => tables += 1,
+                Pte::Empty => {}
+            }
+        }
+        (tables == 0 && (holes || leaves == n)).then(|| (leaves as u64) << self.item_lg2(level))
     }
 
     /// Invalidates the gathered range through the flush operations, then frees the
