@@ -1304,6 +1304,74 @@ mod tests {
         assert_eq!((fill.ops, fill.table_pages), (16384, 32));
     }
 
+    /// The fewest x86-64 4-level table pages that can hold leaves of `2^leaf_lg2` bytes
+    /// (4 KiB or 2 MiB) at every IOVA in `ranges`: the root, plus one table per distinct
+    /// span at each level between the root and the leaves.
+    fn x86_min_tables(ranges: &[(u64, u64)], leaf_lg2: u32) -> u64 {
+        let mut spans = std::collections::BTreeSet::new();
+        for &(iova, len) in ranges {
+            // A table at level L (0 = 4 KiB leaves) spans 2^(21 + 9L) bytes; tables are
+            // needed from the leaf level up to level 2 (the root is level 3).
+            let leaf_level = (leaf_lg2 - 12) / 9;
+            for level in leaf_level..3 {
+                let span_lg2 = 21 + 9 * level;
+                for t in iova >> span_lg2..=(iova + len - 1) >> span_lg2 {
+                    spans.insert((level, t));
+                }
+            }
+        }
+        1 + spans.len() as u64
+    }
+
+    /// Every workload's peak table pages against the minimum for what it maps (x86-64):
+    /// W1, W1u, W2, W2u and W4 the tables for 4 KiB leaves over the whole size; W3 the
+    /// tables for 2 MiB blocks; W6 both threads' ranges. W5 recycles IOVAs and keeps
+    /// emptied tables (as Linux does), so its peak is checked against the tables of its
+    /// whole IOVA footprint at 4 KiB granularity.
+    #[test]
+    fn every_workload_uses_the_fewest_tables() {
+        let p = Params::new(8 * MIB);
+        let x86 = Subject::Iopt(IoptFormat::X86_64);
+        let all = [(IOVA_BASE, p.pages() * PAGE)];
+        let min4k = x86_min_tables(&all, 12);
+        for w in [
+            Workload::W1,
+            Workload::W1u,
+            Workload::W2,
+            Workload::W2u,
+            Workload::W4,
+        ] {
+            assert_eq!(run(x86, w, &p).table_pages, min4k, "{}", w.name());
+        }
+        let blocks = [(IOVA_BASE, p.blocks() * BLOCK)];
+        assert_eq!(
+            run(x86, Workload::W3, &p).table_pages,
+            x86_min_tables(&blocks, 21)
+        );
+        let w6 = [(IOVA_BASE, p.w6_pages() * PAGE)];
+        for w in [Workload::W6, Workload::W6Single] {
+            assert_eq!(
+                run(x86, w, &p).table_pages,
+                x86_min_tables(&w6, 12),
+                "{}",
+                w.name()
+            );
+        }
+        let footprint: Vec<(u64, u64)> = w5_ops(&p)
+            .iter()
+            .filter_map(|o| match *o {
+                Op::Map { iova, len } => Some((iova, len)),
+                Op::Unmap { .. } => None,
+            })
+            .collect();
+        let r = run(x86, Workload::W5, &p);
+        assert!(
+            r.table_pages <= x86_min_tables(&footprint, 12),
+            "W5 peak {} tables",
+            r.table_pages
+        );
+    }
+
     #[test]
     fn unmaps_keep_or_free_tables_as_documented() {
         let p = Params::new(4 * MIB);
