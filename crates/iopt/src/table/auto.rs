@@ -95,6 +95,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         prot: Prot,
         reservation: Option<&mut Reservation>,
     ) -> Result<()> {
+        // One page of a supported size whose tables all exist: a single entry (or run)
+        // written in one step is all or nothing by itself.
+        if len.is_power_of_two() && self.pgsize_bitmap & len != 0 {
+            if let Some((_, _, level, run)) = self.quick_check(iova, paddr, len, 1, prot) {
+                // SAFETY: the caller holds the range.
+                match unsafe { self.map_one(iova, paddr, level, run, prot) } {
+                    Some(Err(e)) => {
+                        self.note_overlap();
+                        return Err(e);
+                    }
+                    Some(Ok(())) => return Ok(()),
+                    None => {}
+                }
+            }
+        }
         if !prot.has_access() {
             return Err(Error::NoAccess);
         }
@@ -184,6 +199,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         reclaim: bool,
         gather: &mut Gather,
     ) -> Result<u64> {
+        // One whole leaf of exactly this size (no table to reclaim): cleared directly.
+        if !reclaim && len.is_power_of_two() && self.quick_check_range(iova, len, 1).is_some() {
+            // SAFETY: the caller holds the range.
+            if let Some(n) = unsafe { self.unmap_one(iova, len, true, gather) } {
+                return Ok(n);
+            }
+        }
         let last = self.check_bytes(iova, len)?;
         for at in [iova, last] {
             // SAFETY: the caller holds `at`.

@@ -126,7 +126,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// The arguments checks of [`Self::check_map`] as one branch-light pass; `None` if
     /// anything is wrong (then `check_map` finds out what, for the error).
     #[inline(always)]
-    fn quick_check(
+    pub(super) fn quick_check(
         &self,
         iova: u64,
         paddr: u64,
@@ -179,7 +179,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// As for [`Self::map_pages`].
     #[inline]
-    unsafe fn map_one(
+    pub(super) unsafe fn map_one(
         &self,
         iova: u64,
         pa: u64,

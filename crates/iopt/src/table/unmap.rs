@@ -66,7 +66,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             Ok((len, last)) => {
                 if pgcount == 1 {
                     // SAFETY: the caller's guarantees are passed on.
-                    if let Some(n) = unsafe { self.unmap_one(iova, len, gather) } {
+                    if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
                         return (n, Ok(()));
                     }
                 }
@@ -76,13 +76,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
     }
 
-    /// One leaf mapping starting at `iova` and at least `len` long: a straight walk down
-    /// and one clear. `None`: take the general path.
+    /// One leaf mapping starting at `iova` and at least `len` long (exactly `len` long
+    /// when `exact`): a straight walk down and one clear. `None`: take the general path.
     ///
     /// # Safety
     /// As for [`Self::unmap_pages`].
     #[inline]
-    unsafe fn unmap_one(&self, iova: u64, len: u64, gather: &mut Gather) -> Option<u64> {
+    pub(super) unsafe fn unmap_one(
+        &self,
+        iova: u64,
+        len: u64,
+        exact: bool,
+        gather: &mut Gather,
+    ) -> Option<u64> {
         let (root, top) = self.top();
         // The caller checked the range against the largest aperture, which is the
         // current one unless the top can still grow.
@@ -95,7 +101,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return None;
         };
         let size = 1u64 << (self.item_lg2(level) + run_lg2);
-        if iova & (size - 1) != 0 || size < len {
+        if iova & (size - 1) != 0 || size < len || (exact && size != len) {
             return None;
         }
         gather.bind(self.id);
