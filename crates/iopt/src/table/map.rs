@@ -40,6 +40,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// - If the table is live (hardware walks it), the physical range stays valid for
     ///   device access for as long as it is mapped.
     #[must_use = "the mapped length and the error must both be handled"]
+    #[inline]
     pub unsafe fn map_pages(
         &self,
         iova: u64,
@@ -48,6 +49,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         prot: Prot,
     ) -> (u64, Result<()>) {
+        // The common case inline (one page, its tables in place), the rest out of line.
+        if pgcount == 1 {
+            if let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, 1, prot) {
+                // SAFETY: the caller's guarantees are passed on.
+                if let Some(Ok(())) = unsafe { self.map_one(iova, paddr, level, run, prot) } {
+                    return (len, Ok(()));
+                }
+            }
+        }
         // SAFETY: the caller's guarantees are passed on.
         unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, None) }
     }
@@ -78,6 +88,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// # Safety
     /// As for [`Self::map_pages`].
+    #[inline(never)]
     pub(super) unsafe fn map_with(
         &self,
         iova: u64,

@@ -50,7 +50,34 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// The caller holds the IOVA range exclusively (see [`Self::map_pages`]), and treats
     /// the range as still reachable by hardware until the gather is synced.
     #[must_use = "the unmapped length and the error must both be handled"]
+    #[inline]
     pub unsafe fn unmap_pages(
+        &self,
+        iova: u64,
+        pgsize: u64,
+        pgcount: usize,
+        gather: &mut Gather,
+    ) -> (u64, Result<()>) {
+        // The common case inline, the rest out of line (keeps the caller's fast path
+        // free of the general path's register and stack needs).
+        if pgcount == 1 {
+            if let Some((len, _)) = self.quick_check_range(iova, pgsize, 1) {
+                // SAFETY: the caller's guarantees are passed on.
+                if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
+                    return (n, Ok(()));
+                }
+            }
+        }
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_pages_general(iova, pgsize, pgcount, gather) }
+    }
+
+    /// [`Self::unmap_pages`] beyond its inline fast path.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`].
+    #[inline(never)]
+    unsafe fn unmap_pages_general(
         &self,
         iova: u64,
         pgsize: u64,
