@@ -97,17 +97,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> Result<()> {
         // One page of a supported size whose tables all exist: a single entry (or run)
         // written in one step is all or nothing by itself.
-        if len.is_power_of_two() && self.pgsize_bitmap & len != 0 {
-            if let Some((_, _, level, run)) = self.quick_check(iova, paddr, len, 1, prot) {
-                // SAFETY: the caller holds the range.
-                match unsafe { self.map_one(iova, paddr, level, run, prot) } {
-                    Some(Err(e)) => {
-                        self.note_overlap();
-                        return Err(e);
-                    }
-                    Some(Ok(())) => return Ok(()),
-                    None => {}
+        if len.is_power_of_two()
+            && self.pgsize_bitmap & len != 0
+            && let Some((_, _, level, run)) = self.quick_check(iova, paddr, len, 1, prot)
+        {
+            // SAFETY: the caller holds the range.
+            match unsafe { self.map_one(iova, paddr, level, run, prot) } {
+                Some(Err(e)) => {
+                    self.note_overlap();
+                    return Err(e);
                 }
+                Some(Ok(())) => return Ok(()),
+                None => {}
             }
         }
         if !prot.has_access() {

@@ -50,13 +50,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         prot: Prot,
     ) -> (u64, Result<()>) {
         // The common case inline (one page, its tables in place), the rest out of line.
-        if pgcount == 1 {
-            if let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, 1, prot) {
-                // SAFETY: the caller's guarantees are passed on.
-                if let Some(Ok(())) = unsafe { self.map_one(iova, paddr, level, run, prot) } {
-                    return (len, Ok(()));
-                }
-            }
+        if pgcount == 1
+            && let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, 1, prot)
+            // SAFETY: the caller's guarantees are passed on.
+            && let Some(Ok(())) = unsafe { self.map_one(iova, paddr, level, run, prot) }
+        {
+            return (len, Ok(()));
         }
         // SAFETY: the caller's guarantees are passed on.
         unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, None) }

@@ -60,13 +60,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> (u64, Result<()>) {
         // The common case inline, the rest out of line (keeps the caller's fast path
         // free of the general path's register and stack needs).
-        if pgcount == 1 {
-            if let Some((len, _)) = self.quick_check_range(iova, pgsize, 1) {
-                // SAFETY: the caller's guarantees are passed on.
-                if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
-                    return (n, Ok(()));
-                }
-            }
+        if pgcount == 1
+            && let Some((len, _)) = self.quick_check_range(iova, pgsize, 1)
+            // SAFETY: the caller's guarantees are passed on.
+            && let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) }
+        {
+            return (n, Ok(()));
         }
         // SAFETY: the caller's guarantees are passed on.
         unsafe { self.unmap_pages_general(iova, pgsize, pgcount, gather) }
