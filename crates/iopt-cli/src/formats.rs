@@ -10,9 +10,11 @@ use iopt::Error;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 
 use crate::units;
+use FormatName::VtdSs as Vtd;
 use FormatName::{AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, X86_64 as X86};
 
 /// The formats the command line offers.
@@ -33,6 +35,9 @@ pub enum FormatName {
     /// ARMv7 short descriptors.
     #[value(name = "armv7s")]
     ArmV7s,
+    /// Intel VT-d second stage.
+    #[value(name = "vtd-ss")]
+    VtdSs,
 }
 
 impl FormatName {
@@ -44,6 +49,7 @@ impl FormatName {
             FormatName::AmdV1 => "amdv1",
             FormatName::X86_64 => "x86-64",
             FormatName::ArmV7s => "armv7s",
+            FormatName::VtdSs => "vtd-ss",
         }
     }
 }
@@ -81,8 +87,8 @@ pub struct FormatOptions {
     /// (arm64) Input address size in bits [default: 48].
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
-    /// Output address size in bits [default: 48 for arm64, 52 for amdv1 and x86-64, 32
-    /// for armv7s].
+    /// Output address size in bits [default: 48 for arm64, 52 for amdv1, x86-64 and
+    /// vtd-ss, 32 for armv7s].
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
     /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
@@ -97,7 +103,8 @@ pub struct FormatOptions {
     /// (arm64) The IOMMU's table walks do not snoop the CPU caches.
     #[arg(long)]
     pub incoherent_walk: bool,
-    /// (amdv1) Levels at creation [default: 3]; (x86-64) 4 or 5 [default: 4].
+    /// (amdv1) Levels at creation [default: 3]; (x86-64) 4 or 5 [default: 4]; (vtd-ss)
+    /// 3, 4 or 5 [default: 4].
     #[arg(long, value_name = "N")]
     pub levels: Option<u32>,
     /// (amdv1) Most levels the table may grow to [default: 6, or --levels with
@@ -110,6 +117,15 @@ pub struct FormatOptions {
     /// (x86-64) Translate only the lower half, without sign extension.
     #[arg(long)]
     pub no_sign_extend: bool,
+    /// (amdv1, vtd-ss) Hardware dirty tracking (AMD DTE.HAD, VT-d SSADE).
+    #[arg(long)]
+    pub dirty_tracking: bool,
+    /// (vtd-ss) The IOMMU has no 2 MiB pages (CAP.SLLPS bit 0 clear).
+    #[arg(long)]
+    pub no_2m: bool,
+    /// (vtd-ss) The IOMMU has no 1 GiB pages (CAP.SLLPS bit 1 clear).
+    #[arg(long)]
+    pub no_1g: bool,
 }
 
 /// A configured format of any kind.
@@ -123,6 +139,8 @@ pub enum AnyFormat {
     X86_64(X86_64),
     /// `armv7s`.
     ArmV7s(ArmV7s),
+    /// `vtd-ss`.
+    VtdSs(VtdSs),
 }
 
 /// A format chosen on the command line, with a one-line description of its
@@ -159,20 +177,23 @@ impl From<Error> for BuildError {
 
 impl FormatOptions {
     /// The options that were given, each with the formats it applies to.
-    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 11] {
+    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 14] {
         const ARM: &[FormatName] = &[S1, S2];
         [
             ("granule", self.granule.is_some(), ARM),
             ("ias", self.ias.is_some(), ARM),
-            ("oas", self.oas.is_some(), &[S1, S2, Amd, X86, V7s]),
+            ("oas", self.oas.is_some(), &[S1, S2, Amd, X86, V7s, Vtd]),
             ("ttbr1", self.ttbr1, ARM),
             ("ns", self.ns, &[S1, S2, V7s]),
             ("no-contig", self.no_contig, ARM),
             ("incoherent-walk", self.incoherent_walk, ARM),
-            ("levels", self.levels.is_some(), &[Amd, X86]),
+            ("levels", self.levels.is_some(), &[Amd, X86, Vtd]),
             ("max-levels", self.max_levels.is_some(), &[Amd]),
             ("no-dynamic-top", self.no_dynamic_top, &[Amd]),
             ("no-sign-extend", self.no_sign_extend, &[X86]),
+            ("dirty-tracking", self.dirty_tracking, &[Amd, Vtd]),
+            ("no-2m", self.no_2m, &[Vtd]),
+            ("no-1g", self.no_1g, &[Vtd]),
         ]
     }
 
@@ -225,6 +246,7 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
                 }),
                 dynamic_top,
                 oa_bits: opts.oas.unwrap_or(defaults.oa_bits),
+                dirty_tracking: opts.dirty_tracking,
                 ..defaults
             };
             let fmt = AmdV1::new(cfg)?;
@@ -234,11 +256,16 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
                 "fixed top".to_owned()
             };
             let summary = format!(
-                "{} levels, {top}, oas {}{}",
+                "{} levels, {top}, oas {}{}{}",
                 cfg.levels,
                 cfg.oa_bits,
                 if cfg.force_coherence {
                     ", force coherent"
+                } else {
+                    ""
+                },
+                if cfg.dirty_tracking {
+                    ", dirty tracking"
                 } else {
                     ""
                 }
@@ -285,6 +312,39 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
                 }
             );
             (summary, AnyFormat::ArmV7s(fmt))
+        }
+        Vtd => {
+            let defaults = VtdSsConfig::default();
+            let cfg = VtdSsConfig {
+                levels: opts.levels.unwrap_or(defaults.levels),
+                oa_bits: opts.oas.unwrap_or(defaults.oa_bits),
+                large_2m: !opts.no_2m,
+                large_1g: !opts.no_1g,
+                dirty_tracking: opts.dirty_tracking,
+                ..defaults
+            };
+            let fmt = VtdSs::new(cfg)?;
+            let large: Vec<&str> = [(cfg.large_2m, "2M"), (cfg.large_1g, "1G")]
+                .into_iter()
+                .filter_map(|(on, s)| on.then_some(s))
+                .collect();
+            let summary = format!(
+                "{} levels, oas {}, large pages: {}{}{}",
+                cfg.levels,
+                cfg.oa_bits,
+                if large.is_empty() {
+                    "none".to_owned()
+                } else {
+                    large.join(" ")
+                },
+                if cfg.force_coherence { ", snoop" } else { "" },
+                if cfg.dirty_tracking {
+                    ", dirty tracking"
+                } else {
+                    ""
+                }
+            );
+            (summary, AnyFormat::VtdSs(fmt))
         }
     };
     Ok(Selected {
@@ -368,5 +428,36 @@ mod tests {
         };
         let sel = build(Amd, &opts).expect("a fixed 4-level table is valid");
         assert_eq!(sel.summary, "4 levels, fixed top, oas 52, force coherent");
+    }
+}
+
+#[cfg(test)]
+mod vtd_tests {
+    use super::*;
+
+    #[test]
+    fn vtd_ss_options() {
+        let opts = FormatOptions {
+            levels: Some(5),
+            no_2m: true,
+            dirty_tracking: true,
+            ..FormatOptions::default()
+        };
+        let sel = build(Vtd, &opts).expect("a 5-level table is valid");
+        assert_eq!(
+            sel.summary,
+            "5 levels, oas 52, large pages: 1G, dirty tracking"
+        );
+        let opts = FormatOptions {
+            no_1g: true,
+            ..FormatOptions::default()
+        };
+        assert_eq!(
+            build(Amd, &opts).err(),
+            Some(BuildError::NotApplicable {
+                option: "no-1g",
+                format: Amd
+            })
+        );
     }
 }

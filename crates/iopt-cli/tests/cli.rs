@@ -184,6 +184,32 @@ fn info_x86_64() {
 }
 
 #[test]
+fn info_vtd_ss() {
+    let four = info(&["--format", "vtd-ss"]);
+    assert_eq!(four("levels"), "4");
+    assert_eq!(four("top table"), "512 entries, 4K");
+    assert_eq!(four("page sizes"), "4K 2M 1G (bitmap 0x40201000)");
+    assert_eq!(four("aperture"), "0x0 ..= 0xffffffffffff");
+    assert_eq!(four("oa bits"), "52");
+    assert_eq!(four("SSPTPTR"), "0x80000000");
+    assert_eq!(four("AW"), "0x2");
+    assert_eq!(four("SSADE"), "0x0");
+
+    let three = info(&["--format", "vtd-ss", "--levels", "3", "--no-2m"]);
+    assert_eq!(three("aperture"), "0x0 ..= 0x7fffffffff");
+    assert_eq!(three("page sizes"), "4K 1G (bitmap 0x40001000)");
+    assert_eq!(three("AW"), "0x1");
+
+    let five = info(&["--format", "vtd-ss", "--levels", "5", "--dirty-tracking"]);
+    assert_eq!(five("aperture"), "0x0 ..= 0x1ffffffffffffff");
+    assert_eq!(five("AW"), "0x3");
+    assert_eq!(five("SSADE"), "0x1");
+
+    let amd = info(&["--format", "amdv1", "--dirty-tracking"]);
+    assert_eq!(amd("DTE.HAD"), "0x3");
+}
+
+#[test]
 fn info_armv7s() {
     let v7s = info(&["--format", "armv7s"]);
     assert_eq!(v7s("levels"), "2");
@@ -276,7 +302,7 @@ fn options_for_other_formats_are_usage_errors() {
 }
 
 /// The labels of the demonstration's tables, in order.
-const DEMO_TABLES: [&str; 8] = [
+const DEMO_TABLES: [&str; 10] = [
     "arm64-s1/4K",
     "arm64-s1/16K",
     "arm64-s1/64K",
@@ -285,6 +311,8 @@ const DEMO_TABLES: [&str; 8] = [
     "x86-64/4-level",
     "x86-64/5-level",
     "armv7s",
+    "vtd-ss/3-level",
+    "vtd-ss/5-level",
 ];
 
 /// Checks a demonstration report: one row per table with consistent counts, only the
@@ -292,7 +320,7 @@ const DEMO_TABLES: [&str; 8] = [
 fn check_demo(text: &str, ops: u64) {
     for (label, levels) in DEMO_TABLES
         .iter()
-        .zip(["4", "4", "3", "3", "1->6", "4", "5", "2"])
+        .zip(["4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5"])
     {
         let row: Vec<&str> = text
             .lines()
@@ -319,7 +347,7 @@ fn check_demo(text: &str, ops: u64) {
     assert!(
         text.lines()
             .last()
-            .is_some_and(|l| l.starts_with("all checks passed: 8 tables,")),
+            .is_some_and(|l| l.starts_with("all checks passed: 10 tables,")),
         "{text}"
     );
 }

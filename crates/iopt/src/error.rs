@@ -89,6 +89,11 @@ pub enum Error {
     /// Nothing is mapped in the range.
     #[error("nothing is mapped at iova {0:#x}")]
     NotMapped(u64),
+    /// Dirty tracking was asked of a table whose format (as configured) has none.
+    #[error(
+        "the table's format has no hardware dirty tracking (or it is not enabled in its configuration)"
+    )]
+    NoDirtyTracking,
     /// The configuration cannot be built; the message names the limit.
     #[error("invalid configuration: {0}")]
     BadConfig(&'static str),

@@ -35,4 +35,5 @@ pub use reserve::Reservation;
 pub use safe::{Table, Unmapped};
 #[cfg(feature = "std")]
 pub use shared::{RangeGuard, SharedGuard, SharedTable};
+pub use table::DirtyFlags;
 pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};

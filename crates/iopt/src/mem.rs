@@ -364,6 +364,31 @@ mod arena {
                 unsafe { &*(self.buf.as_ptr().add(off) as *const core::sync::atomic::AtomicU64) };
             Some(a.load(core::sync::atomic::Ordering::Relaxed))
         }
+
+        /// Sets `bits` in the 64-bit word at physical address `pa` with an atomic OR, as
+        /// an IOMMU sets the accessed and dirty flags of an entry it walks (for tests and
+        /// emulators that play the hardware's part). Returns the old value, or `None`
+        /// outside the arena.
+        ///
+        /// # Safety
+        /// The word is a table entry, or unused memory, and the bits set do not change
+        /// what a table using this arena reads the entry as (its kind, address or size):
+        /// hardware-owned status bits such as accessed and dirty, or software bits the
+        /// format ignores. Setting other bits can make the engine follow a bad table
+        /// pointer.
+        pub unsafe fn fetch_or_u64(&self, pa: u64, bits: u64) -> Option<u64> {
+            let off = usize::try_from(pa.checked_sub(self.base_pa)?).ok()?;
+            if off % 8 != 0 || off + 8 > self.capacity {
+                return None;
+            }
+            // SAFETY: in bounds and 8-byte aligned (as in `read_u64`); the engine accesses
+            // entries only atomically, so an atomic read-modify-write does not race UB.
+            let a =
+                unsafe { &*(self.buf.as_ptr().add(off) as *const core::sync::atomic::AtomicU64) };
+            // SeqCst: a stand-in for the hardware's locked update; nothing else is
+            // published through it.
+            Some(a.fetch_or(bits, core::sync::atomic::Ordering::SeqCst))
+        }
     }
 
     impl Drop for ArenaMemory {

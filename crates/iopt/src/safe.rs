@@ -9,7 +9,7 @@ use crate::flush::FlushOps;
 use crate::format::Format;
 use crate::gather::Gather;
 use crate::mem::{MemStats, TableMemory};
-use crate::table::{Info, Options, PageTable, Translation};
+use crate::table::{DirtyFlags, Info, Options, PageTable, Translation};
 use crate::{Prot, Reservation, Result};
 
 /// What an unmap removed. The hardware may still use the old translations until the
@@ -170,6 +170,28 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         // SAFETY: `&mut self` owns the whole table, so emptied tables may be reclaimed.
         let bytes = unsafe { self.raw.unmap_exact(iova, len, true, gather) }?;
         Ok(Unmapped { bytes })
+    }
+
+    /// Reports every mapping in `[iova, iova + len)` that the hardware wrote through
+    /// since it was made or last cleaned, as `record(base, size)` with the mapping's
+    /// whole extent, and cleans it unless `flags` has
+    /// [`DirtyFlags::NO_CLEAR`]; cleaned extents go to `gather` for [`Table::sync`].
+    /// See [`PageTable::read_and_clear_dirty`] for the details and the errors
+    /// ([`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking) when the format has no
+    /// dirty tracking).
+    pub fn read_and_clear_dirty(
+        &mut self,
+        iova: u64,
+        len: u64,
+        flags: DirtyFlags,
+        gather: &mut Gather,
+        mut record: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        // SAFETY: `&mut self` owns every range of the table, so no map or unmap runs.
+        unsafe {
+            self.raw
+                .read_and_clear_dirty(iova, len, flags, gather, &mut record)
+        }
     }
 
     /// Invalidates what `gather` collected through the flush operations, then frees the

@@ -15,7 +15,7 @@ use crate::flush::FlushOps;
 use crate::format::Format;
 use crate::gather::Gather;
 use crate::mem::{MemStats, TableMemory};
-use crate::table::{Aperture, Info, Options, PageTable, Translation};
+use crate::table::{Aperture, DirtyFlags, Info, Options, PageTable, Translation};
 use crate::{Error, Prot, Reservation, Result, Table};
 
 #[path = "range_lock.rs"]
@@ -438,6 +438,43 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
         // SAFETY: `&mut self` on the exclusive guard holds the range. No reclaiming of
         // partly covered tables: other guards may be working in the rest of them.
         unsafe { self.hold.table.raw.unmap_exact(iova, len, false, gather) }
+    }
+
+    /// Reports every mapping in `[iova, iova + len)` (inside the guard) that the
+    /// hardware wrote through since it was made or last cleaned, as `record(base, size)`
+    /// with the mapping's whole extent, and cleans it unless `flags` has
+    /// [`DirtyFlags::NO_CLEAR`]; cleaned extents go to `gather` for
+    /// [`SharedTable::sync`]. See [`PageTable::read_and_clear_dirty`].
+    ///
+    /// A large mapping that crosses an end of the guard is reported and cleaned whole:
+    /// only its dirty record changes (atomically), and no other guard can unmap it,
+    /// since that would need a range covering it whole (overlapping this guard) or
+    /// cutting it (refused).
+    ///
+    /// Errors (nothing read): [`Error::NoDirtyTracking`], [`Error::OutsideGuard`], and
+    /// the range errors of [`Self::unmap`].
+    ///
+    /// # Panics
+    /// If `gather` holds work of another table.
+    pub fn read_and_clear_dirty(
+        &mut self,
+        iova: u64,
+        len: u64,
+        flags: DirtyFlags,
+        gather: &mut Gather,
+        mut record: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
+        self.hold.inside(iova, last)?;
+        // SAFETY: `&mut self` on the exclusive guard holds the range, so no map or
+        // unmap runs inside it; a leaf reaching out of it cannot be unmapped by another
+        // guard (see above).
+        unsafe {
+            self.hold
+                .table
+                .raw
+                .read_and_clear_dirty(iova, len, flags, gather, &mut record)
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, TableMemory};
 use iopt::{
@@ -117,6 +118,27 @@ fn v7s_cfgs() -> Vec<(&'static str, ArmV7s)> {
     vec![("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap())]
 }
 
+fn vtd(levels: u32, large_2m: bool, large_1g: bool, oa_bits: u32) -> VtdSs {
+    VtdSs::new(VtdSsConfig {
+        levels,
+        large_2m,
+        large_1g,
+        oa_bits,
+        ..VtdSsConfig::default()
+    })
+    .unwrap()
+}
+
+fn vtd_cfgs() -> Vec<(&'static str, VtdSs)> {
+    vec![
+        ("vtd-ss-3level", vtd(3, true, true, 52)),
+        ("vtd-ss-4level", vtd(4, true, true, 52)),
+        ("vtd-ss-5level", vtd(5, true, true, 52)),
+        ("vtd-ss-4level-4k-only", vtd(4, false, false, 52)),
+        ("vtd-ss-4level-1g-no-2m-oa40", vtd(4, false, true, 40)),
+    ]
+}
+
 /// One `#[test]` per format family for the generic check `$check(name, fmt)`.
 macro_rules! per_family {
     ($check:ident) => {
@@ -143,6 +165,12 @@ macro_rules! per_family {
             #[test]
             fn armv7s() {
                 for (name, f) in v7s_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn vtd_ss() {
+                for (name, f) in vtd_cfgs() {
                     super::$check(name, f);
                 }
             }
@@ -1146,6 +1174,19 @@ fn bad_config_x86_64() {
         },
         sme,
     );
+}
+
+#[test]
+fn bad_config_vtdss() {
+    let bad = |c: VtdSsConfig, msg: &'static str| {
+        assert_eq!(VtdSs::new(c), Err(Error::BadConfig(msg)), "{c:?}");
+    };
+    let d = VtdSsConfig::default();
+    for levels in [0, 1, 2, 6] {
+        bad(VtdSsConfig { levels, ..d }, "levels must be 3, 4 or 5");
+    }
+    bad(VtdSsConfig { oa_bits: 31, ..d }, "oa_bits must be 32..=52");
+    bad(VtdSsConfig { oa_bits: 53, ..d }, "oa_bits must be 32..=52");
 }
 
 #[test]

@@ -23,6 +23,7 @@ use common::{Mapping, Model};
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, FaultyMemory, TableMemory};
 use iopt::{Error, Format, Gather, Info, NoFlush, PageTable, Prot, Pte, Table, VaMode};
@@ -1061,4 +1062,30 @@ fn x86_64_5_level() {
 #[test]
 fn armv7s() {
     sweep("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap(), 10);
+}
+
+#[test]
+fn vtd_ss_4_level() {
+    sweep("vtd-ss-4", VtdSs::new(VtdSsConfig::default()).unwrap(), 11);
+}
+
+#[test]
+fn vtd_ss_3_level() {
+    let fmt = VtdSs::new(VtdSsConfig {
+        levels: 3,
+        ..VtdSsConfig::default()
+    })
+    .unwrap();
+    sweep("vtd-ss-3", fmt, 12);
+}
+
+/// Five levels (the workload's geometry needs 2 MiB pages, so all page sizes are on).
+#[test]
+fn vtd_ss_5_level() {
+    let fmt = VtdSs::new(VtdSsConfig {
+        levels: 5,
+        ..VtdSsConfig::default()
+    })
+    .unwrap();
+    sweep("vtd-ss-5", fmt, 13);
 }

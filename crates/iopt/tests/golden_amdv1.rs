@@ -33,6 +33,7 @@ fn defaults() {
     assert_eq!(c.oa_bits, 52);
     assert!(c.force_coherence);
     assert_eq!(c.sme_c_bit, None);
+    assert!(!c.dirty_tracking);
     assert_eq!(AmdV1::NAME, "amdv1");
     assert_eq!(AmdV1::ENTRY_LG2, 3);
     assert_eq!(AmdV1::MAX_LEVELS, 6);
@@ -283,7 +284,11 @@ fn hw_words() {
     let w = f.hw_words(0x12_3456_7000, 2);
     assert_eq!(
         w.as_slice(),
-        &[("DTE.HostPtRootPtr", 0x12_3456_7000), ("DTE.Mode", 3)]
+        &[
+            ("DTE.HostPtRootPtr", 0x12_3456_7000),
+            ("DTE.Mode", 3),
+            ("DTE.HAD", 0)
+        ]
     );
     let w = f.hw_words(0x000f_ffff_ffff_f000, 5);
     assert_eq!(w.get("DTE.HostPtRootPtr"), Some(0x000f_ffff_ffff_f000));
@@ -378,4 +383,47 @@ fn every_allowed_size_round_trips() {
             }
         }
     }
+}
+
+#[test]
+fn dirty_tracking() {
+    assert!(!fmt().tracks_dirty());
+    let f = AmdV1::new(AmdV1Config {
+        dirty_tracking: true,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(f.tracks_dirty());
+    // D = bit 6 (0x40); A = bit 5 (0x20) is not dirt.
+    assert!(f.leaf_dirty(0, 0x7000_0000_1234_5041));
+    assert!(f.leaf_dirty(0, 0x7000_0000_1234_5061));
+    assert!(!f.leaf_dirty(0, 0x7000_0000_1234_5021));
+    assert!(!f.leaf_dirty(0, 0x7000_0000_1234_5001));
+    // Cleaning drops D only.
+    assert_eq!(
+        f.leaf_clean(0, 0x7000_0000_1234_5061),
+        0x7000_0000_1234_5021
+    );
+    assert_eq!(
+        f.leaf_clean(1, 0x7000_0000_0020_0041),
+        0x7000_0000_0020_0001
+    );
+    // A dirty entry of a size-encoded 32K page still decodes as the page, and cleans
+    // back to the value its siblings hold.
+    assert!(f.leaf_dirty(0, 0x7000_0000_0004_3e41));
+    assert_eq!(f.decode(0, 0x7000_0000_0004_3e41), leaf(0x4_0000, 3));
+    assert_eq!(
+        f.leaf_clean(0, 0x7000_0000_0004_3e41),
+        0x7000_0000_0004_3e01
+    );
+    // The device table entry asks for accessed and dirty updates.
+    let w = f.hw_words(0x1000, 2);
+    assert_eq!(
+        w.as_slice(),
+        &[
+            ("DTE.HostPtRootPtr", 0x1000),
+            ("DTE.Mode", 3),
+            ("DTE.HAD", 3)
+        ]
+    );
 }

@@ -8,6 +8,7 @@ use common::{aop, run_model};
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use proptest::prelude::*;
 
@@ -117,4 +118,42 @@ model_test!(
         ..ArmV7sConfig::default()
     })
     .unwrap()
+);
+
+fn vtd(cfg: VtdSsConfig) -> VtdSs {
+    VtdSs::new(cfg).unwrap()
+}
+
+model_test!(vtd_ss_4level, vtd(VtdSsConfig::default()));
+model_test!(
+    vtd_ss_3level,
+    vtd(VtdSsConfig {
+        levels: 3,
+        ..VtdSsConfig::default()
+    })
+);
+model_test!(
+    vtd_ss_5level,
+    vtd(VtdSsConfig {
+        levels: 5,
+        ..VtdSsConfig::default()
+    })
+);
+model_test!(
+    vtd_ss_4k_only,
+    vtd(VtdSsConfig {
+        large_2m: false,
+        large_1g: false,
+        ..VtdSsConfig::default()
+    })
+);
+model_test!(
+    vtd_ss_1g_no_2m_oa40_snoop_dirty,
+    vtd(VtdSsConfig {
+        large_2m: false,
+        oa_bits: 40,
+        force_coherence: true,
+        dirty_tracking: true,
+        ..VtdSsConfig::default()
+    })
 );

@@ -20,8 +20,8 @@
 //! | bits  | name       | use here                                                   |
 //! |-------|------------|------------------------------------------------------------|
 //! | 0     | PR         | present                                                    |
-//! | 5     | A          | accessed (hardware-set; ignored)                           |
-//! | 6     | D          | dirty (hardware-set; ignored)                              |
+//! | 5     | A          | accessed (hardware-set with `DTE.HAD`; ignored)            |
+//! | 6     | D          | dirty (hardware-set with `DTE.HAD`; see below)             |
 //! | 11:9  | Next Level | 1..=6: table of that AMD level; 0: page; 7: size-encoded page |
 //! | 51:12 | address    | table or page address (4 KiB aligned)                      |
 //! | 60    | FC         | force coherent (snooped) accesses                          |
@@ -72,8 +72,19 @@
 //! With [`AmdV1Config::sme_c_bit`] (memory encryption), the C-bit is set in table
 //! entries and in leaves except `MMIO` ones, as Linux does.
 //!
-//! Not implemented: dirty tracking helpers (the D bit is only ignored on decode), the
-//! U (untranslated-only) bit, level skipping in table entries.
+//! # Dirty tracking
+//! When the device table entry's host access/dirty field (`DTE.HAD`, bits 8:7) is 3,
+//! an IOMMU with host dirty support (`HDSup` in its extended features) sets A in the
+//! entries it walks and D in a leaf it writes through. With
+//! [`AmdV1Config::dirty_tracking`] the format reports that ([`Format::tracks_dirty`]),
+//! [`Format::hw_words`] asks for `DTE.HAD = 3`, and
+//! [`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty) reads
+//! and clears D. The hardware may mark any one entry of a size-encoded page: the engine
+//! treats the page as dirty if any of its entries is, and cleans all of them (as
+//! Linux's `amdv1pt_entry_is_write_dirty` / `make_write_clean` do). [`Format::decode`]
+//! ignores A and D, so the entries of a page still decode alike.
+//!
+//! Not implemented: the U (untranslated-only) bit, level skipping in table entries.
 
 use crate::fmt::common::addr_mask;
 use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
@@ -92,6 +103,8 @@ const NL_PAGE: u64 = 0;
 const NL_SIZED: u64 = 7;
 /// Address field, bits 51:12.
 const ADDR_MASK: u64 = addr_mask(12, 51);
+/// Dirty (set by hardware when `DTE.HAD` enables it).
+const D: u64 = 1 << 6;
 /// Force coherent.
 const FC: u64 = 1 << 60;
 /// Read permission.
@@ -126,6 +139,9 @@ pub struct AmdV1Config {
     /// set in table entries, non-MMIO leaves and the root pointer. Must lie in
     /// `oa_bits..=51`. Default `None`.
     pub sme_c_bit: Option<u32>,
+    /// Hardware dirty tracking: the device table entry will have `HAD = 3` (needs host
+    /// dirty support, `HDSup`). Default `false`.
+    pub dirty_tracking: bool,
 }
 
 impl Default for AmdV1Config {
@@ -137,6 +153,7 @@ impl Default for AmdV1Config {
             oa_bits: 52,
             force_coherence: true,
             sme_c_bit: None,
+            dirty_tracking: false,
         }
     }
 }
@@ -153,6 +170,7 @@ pub struct AmdV1 {
     c_bit: u64,
     /// The address field without the C-bit (precomputed for decode).
     addr_mask: u64,
+    dirty_tracking: bool,
 }
 
 impl AmdV1 {
@@ -194,6 +212,7 @@ impl AmdV1 {
             fc: if cfg.force_coherence { FC } else { 0 },
             c_bit,
             addr_mask: ADDR_MASK & !c_bit,
+            dirty_tracking: cfg.dirty_tracking,
         })
     }
 
@@ -352,11 +371,28 @@ impl Format for AmdV1 {
 
     /// `DTE.HostPtRootPtr`: the root table's address (with the C-bit when the tables
     /// are encrypted), the DTE holding bits 51:12. `DTE.Mode`: the number of levels,
-    /// `top_level + 1`.
+    /// `top_level + 1`. `DTE.HAD`: host access/dirty updates, 3 (accessed and dirty)
+    /// with dirty tracking, else 0.
     fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords {
         let mut w = HwWords::new();
         w.push("DTE.HostPtRootPtr", root_pa | self.c_bit);
         w.push("DTE.Mode", u64::from(top_level) + 1);
+        w.push("DTE.HAD", if self.dirty_tracking { 3 } else { 0 });
         w
+    }
+
+    #[inline]
+    fn tracks_dirty(&self) -> bool {
+        self.dirty_tracking
+    }
+
+    #[inline]
+    fn leaf_dirty(&self, _level: u32, pte: u64) -> bool {
+        pte & D != 0
+    }
+
+    #[inline]
+    fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
+        pte & !D
     }
 }

@@ -65,3 +65,34 @@ mod tests {
         assert_eq!(radix4k::va_bits(5), 64);
     }
 }
+
+/// The x86 page-size convention, shared by x86-64 paging and the VT-d second stage: a
+/// level-0 entry is always a 4 KiB page; an entry at level 1 (2 MiB) or 2 (1 GiB) is a
+/// page when its PS bit (bit 7) is set and points to a table otherwise; higher levels
+/// only point to tables.
+pub mod x86_ps {
+    /// Page size: set in 2 MiB and 1 GiB leaves.
+    pub const PS: u64 = 1 << 7;
+    /// The highest level that can hold a leaf (1 GiB pages).
+    pub const MAX_LEAF_LEVEL: u32 = 2;
+
+    /// True if the valid entry `pte` at `level` maps a page rather than a table.
+    #[inline]
+    pub const fn is_leaf(level: u32, pte: u64) -> bool {
+        level == 0 || (level <= MAX_LEAF_LEVEL && pte & PS != 0)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn page_size_bit() {
+            assert!(is_leaf(0, 0x1003));
+            assert!(!is_leaf(1, 0x1003));
+            assert!(is_leaf(1, 0x20_0083));
+            assert!(is_leaf(2, 0x4000_0083));
+            assert!(!is_leaf(3, 0x4000_0083));
+        }
+    }
+}

@@ -47,6 +47,7 @@
 //! protection keys, and an option not to preset A/D (Linux has none).
 
 use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
+use crate::fmt::common::x86_ps::{self, MAX_LEAF_LEVEL, PS};
 use crate::fmt::common::{addr_mask, sign_extended_va_bits};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
@@ -61,15 +62,10 @@ const US: u64 = 1 << 2;
 const A: u64 = 1 << 5;
 /// Dirty.
 const D: u64 = 1 << 6;
-/// Page size (PDE and PDPTE only).
-const PS: u64 = 1 << 7;
 /// Address field, bits 51:12.
 const ADDR_MASK: u64 = addr_mask(12, 51);
 /// Execute disable.
 const XD: u64 = 1 << 63;
-
-/// Highest level that can hold a leaf (the PDPTE, 1 GiB).
-const MAX_LEAF_LEVEL: u32 = 2;
 
 /// Configuration of an [`X86_64`] table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +196,7 @@ impl Format for X86_64 {
             return Pte::Empty;
         }
         let addr = pte & self.addr_mask;
-        if level == 0 || (level <= MAX_LEAF_LEVEL && pte & PS != 0) {
+        if x86_ps::is_leaf(level, pte) {
             // Address bits below the page size (PAT at bit 12 in large pages) are not
             // part of the output address.
             Pte::Leaf {

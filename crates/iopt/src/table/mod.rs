@@ -26,10 +26,12 @@ use crate::mem::{MemStats, TableMemory};
 use crate::reserve::Reservation;
 use crate::{Error, Prot, Result};
 
+pub use dirty::DirtyFlags;
 pub(crate) use plan::Plan;
 pub use plan::TableCounts;
 
 mod auto;
+mod dirty;
 mod map;
 mod plan;
 mod unmap;
