@@ -3,4 +3,5 @@ pub mod amdv1;
 pub mod arm_lpae;
 pub mod armv7s;
 pub mod common;
+pub mod dart;
 pub mod x86_64;
