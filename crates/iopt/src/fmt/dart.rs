@@ -61,8 +61,9 @@
 //! A table entry is the valid bit and the table's address, nothing else. A leaf is the
 //! valid bit, the address, the protection bits and the subpage-protection window, which
 //! Linux always sets to the whole page (start 0, end 0xfff); v1 leaves also set SP_DIS,
-//! which turns subpage protection off (newer Linux sets it on v1 only: on v2 bit 1 is
-//! NO_CACHE). Entries are told apart by level: every valid entry above level 0 is a
+//! which turns subpage protection off. On v2 subpage protection cannot be turned off
+//! (bit 1 is NO_CACHE there; newer Linux sets SP_DIS on v1 only), so the full-page window
+//! is what makes a v2 page accessible at all. Entries are told apart by level: every valid entry above level 0 is a
 //! table, every valid entry at level 0 a page.
 //!
 //! # Permissions
