@@ -77,8 +77,9 @@ fn defaults_and_presets() {
 
 #[test]
 fn geometry() {
-    // (format, levels, item_lg2 per level, table_lg2, top va_bits, TTBRs, Linux levels)
-    let cases: [(Dart, u32, &[u32], u32, u32, u32, u32); 5] = [
+    /// Format, levels, item_lg2 per level, table_lg2, top va_bits, TTBRs, Linux levels.
+    type Case = (Dart, u32, &'static [u32], u32, u32, u32, u32);
+    let cases: [Case; 5] = [
         (t8103(), 2, &[14, 25], 11, 32, 1, 3),
         (v1_4k(), 2, &[12, 21], 9, 32, 4, 3),
         (t6000(), 2, &[14, 25], 11, 32, 1, 3),
