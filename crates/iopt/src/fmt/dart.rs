@@ -37,8 +37,8 @@
 //! the same entry the hardware reaches through TTBR `i`. The top table is allocated when
 //! the page table is created and only freed when it is dropped, so
 //! [`hw_words`](Format::hw_words) gives every TTBR value up front and they never change.
-//! No engine hook is needed. (Linux allocates the first-level tables separately; nothing
-//! in the hardware requires that, only that each is granule aligned.)
+//! No engine hook is needed. (Linux allocates the first-level tables separately; each
+//! TTBR holds its own address, so the hardware only needs each table granule aligned.)
 //!
 //! Every table, including a top whose `ias` needs fewer entries than a granule holds, is a
 //! whole granule ([`Format::min_table_bytes_lg2`]): the hardware indexes a full table
@@ -63,8 +63,8 @@
 //! Linux always sets to the whole page (start 0, end 0xfff); v1 leaves also set SP_DIS,
 //! which turns subpage protection off. On v2 subpage protection cannot be turned off
 //! (bit 1 is NO_CACHE there; newer Linux sets SP_DIS on v1 only), so the full-page window
-//! is what makes a v2 page accessible at all. Entries are told apart by level: every valid entry above level 0 is a
-//! table, every valid entry at level 0 a page.
+//! is what makes a v2 page accessible at all. Entries are told apart by level: every
+//! valid entry above level 0 is a table, every valid entry at level 0 a page.
 //!
 //! # Permissions
 //! `READ` and `WRITE` are the inverted NO_READ and NO_WRITE bits, so write-only mappings
@@ -88,11 +88,14 @@
 //! default). Beyond Linux, configurations that Linux would accept but encode wrongly are
 //! refused: v1 with a 42-bit `oas` (its address field ends at bit 35), v2 or T8110
 //! registers with the 4K granule (their addresses start at bit 14), and T8020 registers
-//! with three table levels (no TCR mode for it). `ias` starts at 32, the smallest width
-//! any DART uses. Subpage protection narrower than a page, DART "locked" streams, bypass
-//! and the per-SoC stream tables are driver matters outside the table format.
+//! with three table levels (no TCR mode for it). `ias` starts at 32, the width Linux uses
+//! for every T8020-style DART (T8110 DARTs report theirs). Subpage protection narrower
+//! than a page, DART "locked" streams, bypass and the per-SoC stream tables are driver
+//! matters outside the table format.
 
-use crate::fmt::arm_lpae::Granule;
+/// The page (and table) size; DART takes [`Granule::K4`] and [`Granule::K16`]. The type
+/// is ARM LPAE's, re-exported here.
+pub use crate::fmt::arm_lpae::Granule;
 use crate::fmt::common::addr_mask;
 use crate::format::{Format, HwWords, Pte};
 use crate::{Error, Prot, Result};
