@@ -23,6 +23,7 @@ use std::sync::{Mutex, PoisonError};
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::dart::{Dart, DartConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::ArenaMemory;
@@ -100,6 +101,11 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
             ..VtdSsConfig::default()
         }))
     };
+    let dart = |cfg| config(Dart::new(cfg));
+    let dart_4k = DartConfig {
+        granule: Granule::K4,
+        ..DartConfig::t8103()
+    };
 
     let rows = vec![
         run_table("arm64-s1/4K", arm(Stage::S1, Granule::K4, 48)?, seed, ops)?,
@@ -117,6 +123,15 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         run_table("armv7s", v7s, seed, ops)?,
         run_table("vtd-ss/3-level", vtd(3)?, seed, ops)?,
         run_table("vtd-ss/5-level", vtd(5)?, seed, ops)?,
+        run_table("dart/v1/16K", dart(DartConfig::t8103())?, seed, ops)?,
+        run_table("dart/v1/4K/4-ttbr", dart(dart_4k)?, seed, ops)?,
+        run_table("dart/v2/t6000", dart(DartConfig::t6000())?, seed, ops)?,
+        run_table(
+            "dart/v2/t8110/ias42",
+            dart(DartConfig::t8110(42, 42))?,
+            seed,
+            ops,
+        )?,
     ];
     Ok(Report { seed, ops, rows })
 }
@@ -725,7 +740,7 @@ mod tests {
     #[test]
     fn short_demo_passes() {
         let report = run(1, 200).expect("every check passes");
-        assert_eq!(report.rows.len(), 10);
+        assert_eq!(report.rows.len(), 14);
         assert!(report.rows.iter().all(|r| r.end_pages == 1));
     }
 

@@ -10,12 +10,15 @@ use iopt::Error;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::dart::{Dart, DartConfig, DartRegs, DartVersion};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 
 use crate::units;
 use FormatName::VtdSs as Vtd;
-use FormatName::{AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, X86_64 as X86};
+use FormatName::{
+    AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, Dart as DartName, X86_64 as X86,
+};
 
 /// The formats the command line offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,6 +41,9 @@ pub enum FormatName {
     /// Intel VT-d second stage.
     #[value(name = "vtd-ss")]
     VtdSs,
+    /// Apple DART, entry format v1 or v2 (`--dart-version`).
+    #[value(name = "dart")]
+    Dart,
 }
 
 impl FormatName {
@@ -50,6 +56,7 @@ impl FormatName {
             FormatName::X86_64 => "x86-64",
             FormatName::ArmV7s => "armv7s",
             FormatName::VtdSs => "vtd-ss",
+            FormatName::Dart => "dart",
         }
     }
 }
@@ -78,17 +85,39 @@ impl From<GranuleArg> for Granule {
     }
 }
 
+/// Apple DART entry format, as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DartVersionArg {
+    /// v1 (M1, t8103).
+    #[value(name = "1")]
+    V1,
+    /// v2 (M1 Pro/Max t6000, M2 and later t8110).
+    #[value(name = "2")]
+    V2,
+}
+
+/// Apple DART register block (TTBR and TCR encodings), as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DartRegsArg {
+    /// T8020-style: four TTBRs, two table levels (t8103, t6000).
+    #[value(name = "t8020")]
+    T8020,
+    /// T8110-style: one TTBR, two or three table levels (t8110, t6020).
+    #[value(name = "t8110")]
+    T8110,
+}
+
 /// Format options. Unset options take the format's defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FormatOptions {
-    /// (arm64) Translation granule [default: 4k].
+    /// (arm64, dart) Translation granule [default: 4k for arm64, 16k for dart].
     #[arg(long, value_enum)]
     pub granule: Option<GranuleArg>,
-    /// (arm64) Input address size in bits [default: 48].
+    /// (arm64, dart) Input address size in bits [default: 48 for arm64, 32 for dart].
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
     /// Output address size in bits [default: 48 for arm64, 52 for amdv1, x86-64 and
-    /// vtd-ss, 32 for armv7s].
+    /// vtd-ss, 32 for armv7s, 36 for dart v1, 42 for dart v2].
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
     /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
@@ -126,6 +155,12 @@ pub struct FormatOptions {
     /// (vtd-ss) The IOMMU has no 1 GiB pages (CAP.SLLPS bit 1 clear).
     #[arg(long)]
     pub no_1g: bool,
+    /// (dart) Entry format [default: 1; 2 starts from the t6000 configuration].
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub dart_version: Option<DartVersionArg>,
+    /// (dart) Register block the TTBR/TCR words are for [default: t8020].
+    #[arg(long, value_enum, value_name = "REGS")]
+    pub dart_regs: Option<DartRegsArg>,
 }
 
 /// A configured format of any kind.
@@ -141,6 +176,8 @@ pub enum AnyFormat {
     ArmV7s(ArmV7s),
     /// `vtd-ss`.
     VtdSs(VtdSs),
+    /// `dart`.
+    Dart(Dart),
 }
 
 /// A format chosen on the command line, with a one-line description of its
@@ -177,12 +214,16 @@ impl From<Error> for BuildError {
 
 impl FormatOptions {
     /// The options that were given, each with the formats it applies to.
-    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 14] {
+    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 16] {
         const ARM: &[FormatName] = &[S1, S2];
         [
-            ("granule", self.granule.is_some(), ARM),
-            ("ias", self.ias.is_some(), ARM),
-            ("oas", self.oas.is_some(), &[S1, S2, Amd, X86, V7s, Vtd]),
+            ("granule", self.granule.is_some(), &[S1, S2, DartName]),
+            ("ias", self.ias.is_some(), &[S1, S2, DartName]),
+            (
+                "oas",
+                self.oas.is_some(),
+                &[S1, S2, Amd, X86, V7s, Vtd, DartName],
+            ),
             ("ttbr1", self.ttbr1, ARM),
             ("ns", self.ns, &[S1, S2, V7s]),
             ("no-contig", self.no_contig, ARM),
@@ -194,6 +235,8 @@ impl FormatOptions {
             ("dirty-tracking", self.dirty_tracking, &[Amd, Vtd]),
             ("no-2m", self.no_2m, &[Vtd]),
             ("no-1g", self.no_1g, &[Vtd]),
+            ("dart-version", self.dart_version.is_some(), &[DartName]),
+            ("dart-regs", self.dart_regs.is_some(), &[DartName]),
         ]
     }
 
@@ -346,6 +389,41 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
             );
             (summary, AnyFormat::VtdSs(fmt))
         }
+        DartName => {
+            let defaults = match opts.dart_version {
+                None | Some(DartVersionArg::V1) => DartConfig::t8103(),
+                Some(DartVersionArg::V2) => DartConfig::t6000(),
+            };
+            let cfg = DartConfig {
+                granule: opts.granule.map_or(defaults.granule, Granule::from),
+                ias: opts.ias.unwrap_or(defaults.ias),
+                oas: opts.oas.unwrap_or(defaults.oas),
+                regs: match opts.dart_regs {
+                    None => defaults.regs,
+                    Some(DartRegsArg::T8020) => DartRegs::T8020,
+                    Some(DartRegsArg::T8110) => DartRegs::T8110,
+                },
+                ..defaults
+            };
+            let fmt = Dart::new(cfg)?;
+            let summary = format!(
+                "{}, {} granule, ias {}, oas {}, {} registers, {} TTBR{}",
+                match cfg.version {
+                    DartVersion::V1 => "v1",
+                    DartVersion::V2 => "v2",
+                },
+                units::size(1 << cfg.granule.lg2()),
+                cfg.ias,
+                cfg.oas,
+                match cfg.regs {
+                    DartRegs::T8020 => "T8020",
+                    DartRegs::T8110 => "T8110",
+                },
+                fmt.ttbrs(),
+                if fmt.ttbrs() == 1 { "" } else { "s" }
+            );
+            (summary, AnyFormat::Dart(fmt))
+        }
     };
     Ok(Selected {
         name,
@@ -416,6 +494,43 @@ mod tests {
             Some(BuildError::Config(Error::BadConfig(
                 "levels must be 4 or 5"
             )))
+        );
+    }
+
+    #[test]
+    fn dart_versions_and_registers() {
+        let sel = build(DartName, &FormatOptions::default()).expect("t8103 is valid");
+        assert_eq!(
+            sel.summary,
+            "v1, 16K granule, ias 32, oas 36, T8020 registers, 1 TTBR"
+        );
+        let opts = FormatOptions {
+            dart_version: Some(DartVersionArg::V2),
+            dart_regs: Some(DartRegsArg::T8110),
+            ias: Some(42),
+            ..FormatOptions::default()
+        };
+        let sel = build(DartName, &opts).expect("t6020 is valid");
+        assert_eq!(
+            sel.summary,
+            "v2, 16K granule, ias 42, oas 42, T8110 registers, 1 TTBR"
+        );
+        let opts = FormatOptions {
+            granule: Some(GranuleArg::K4),
+            ..FormatOptions::default()
+        };
+        let sel = build(DartName, &opts).expect("4K v1 is valid");
+        assert!(sel.summary.ends_with("4 TTBRs"), "{}", sel.summary);
+        let opts = FormatOptions {
+            dart_version: Some(DartVersionArg::V2),
+            ..FormatOptions::default()
+        };
+        assert_eq!(
+            build(V7s, &opts).err(),
+            Some(BuildError::NotApplicable {
+                option: "dart-version",
+                format: V7s
+            })
         );
     }
 

@@ -44,6 +44,7 @@ pub fn describe_any(selected: &Selected) -> Result<Report, iopt::Error> {
         AnyFormat::X86_64(f) => describe(f, name, summary),
         AnyFormat::ArmV7s(f) => describe(f, name, summary),
         AnyFormat::VtdSs(f) => describe(f, name, summary),
+        AnyFormat::Dart(f) => describe(f, name, summary),
     }
 }
 

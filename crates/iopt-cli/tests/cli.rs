@@ -228,6 +228,70 @@ fn info_armv7s() {
 }
 
 #[test]
+fn info_dart() {
+    // t8103: v1, 16K, ias 32: IOVA bits 31:25 index a 128-entry top in a 16 KiB table.
+    let m1 = info(&["--format", "dart"]);
+    assert_eq!(
+        m1("config"),
+        "v1, 16K granule, ias 32, oas 36, T8020 registers, 1 TTBR"
+    );
+    assert_eq!(m1("levels"), "2");
+    assert_eq!(m1("top table"), "128 entries, 16K");
+    assert_eq!(m1("page sizes"), "16K (bitmap 0x4000)");
+    assert_eq!(m1("aperture"), "0x0 ..= 0xffffffff");
+    assert_eq!(m1("oa bits"), "36");
+    // T8020 TTBR: valid (bit 31) | 0x8000_0000 >> 12; unused TTBRs cleared; TCR
+    // translation enable (bit 7).
+    assert_eq!(m1("TTBR0"), "0x80080000");
+    assert_eq!(m1("TTBR3"), "0x0");
+    assert_eq!(m1("TCR"), "0x80");
+
+    // 4K: four 4 KiB first-level tables in one 16 KiB top, one TTBR each.
+    let k4 = info(&["--format", "dart", "--granule", "4k"]);
+    assert_eq!(k4("top table"), "2048 entries, 16K (4 concatenated tables)");
+    assert_eq!(k4("page sizes"), "4K (bitmap 0x1000)");
+    assert_eq!(k4("TTBR1"), "0x80080001");
+    assert_eq!(k4("TTBR3"), "0x80080003");
+
+    // T6020: v2, T8110 registers, three levels: TTBR = valid (bit 0) | (pa >> 14) << 2,
+    // TCR = translation enable | FOUR_LEVEL (bit 3).
+    let t6020 = info(&[
+        "--format",
+        "dart",
+        "--dart-version",
+        "2",
+        "--dart-regs",
+        "t8110",
+        "--ias",
+        "42",
+    ]);
+    assert_eq!(t6020("levels"), "3");
+    assert_eq!(t6020("top table"), "64 entries, 16K");
+    assert_eq!(t6020("aperture"), "0x0 ..= 0x3ffffffffff");
+    assert_eq!(t6020("oa bits"), "42");
+    assert_eq!(t6020("TTBR0"), "0x80001");
+    assert_eq!(t6020("TCR"), "0x9");
+
+    let e = failure(
+        &[
+            "info",
+            "--format",
+            "dart",
+            "--dart-version",
+            "2",
+            "--granule",
+            "4k",
+        ],
+        1,
+    );
+    assert!(e.contains("DART v2 needs the 16K granule"), "{e}");
+    let e = failure(&["info", "--format", "dart", "--ias", "40"], 1);
+    assert!(e.contains("ias must be 32..=oas"), "{e}");
+    let e = failure(&["info", "--format", "dart", "--ttbr1"], 2);
+    assert!(e.contains("--ttbr1 does not apply to --format dart"), "{e}");
+}
+
+#[test]
 fn bad_configurations_name_the_limit() {
     let e = failure(&["info", "--format", "arm64-s1", "--ias", "52"], 1);
     assert!(
@@ -302,7 +366,7 @@ fn options_for_other_formats_are_usage_errors() {
 }
 
 /// The labels of the demonstration's tables, in order.
-const DEMO_TABLES: [&str; 10] = [
+const DEMO_TABLES: [&str; 14] = [
     "arm64-s1/4K",
     "arm64-s1/16K",
     "arm64-s1/64K",
@@ -313,15 +377,18 @@ const DEMO_TABLES: [&str; 10] = [
     "armv7s",
     "vtd-ss/3-level",
     "vtd-ss/5-level",
+    "dart/v1/16K",
+    "dart/v1/4K/4-ttbr",
+    "dart/v2/t6000",
+    "dart/v2/t8110/ias42",
 ];
 
 /// Checks a demonstration report: one row per table with consistent counts, only the
 /// top table left at the end, and the final verdict.
 fn check_demo(text: &str, ops: u64) {
-    for (label, levels) in DEMO_TABLES
-        .iter()
-        .zip(["4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5"])
-    {
+    for (label, levels) in DEMO_TABLES.iter().zip([
+        "4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5", "2", "2", "2", "3",
+    ]) {
         let row: Vec<&str> = text
             .lines()
             .find(|l| l.split_whitespace().next() == Some(label))
@@ -347,7 +414,7 @@ fn check_demo(text: &str, ops: u64) {
     assert!(
         text.lines()
             .last()
-            .is_some_and(|l| l.starts_with("all checks passed: 10 tables,")),
+            .is_some_and(|l| l.starts_with("all checks passed: 14 tables,")),
         "{text}"
     );
 }

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::dart::{Dart, DartConfig, DartRegs, DartVersion};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, TableMemory};
@@ -139,6 +140,25 @@ fn vtd_cfgs() -> Vec<(&'static str, VtdSs)> {
     ]
 }
 
+fn dart_cfgs() -> Vec<(&'static str, Dart)> {
+    [
+        ("dart-t8103", DartConfig::t8103()),
+        (
+            "dart-v1-4k",
+            DartConfig {
+                granule: Granule::K4,
+                ..DartConfig::t8103()
+            },
+        ),
+        ("dart-t6000", DartConfig::t6000()),
+        ("dart-t8110-36", DartConfig::t8110(36, 36)),
+        ("dart-t6020-42", DartConfig::t8110(42, 42)),
+    ]
+    .into_iter()
+    .map(|(n, c)| (n, Dart::new(c).unwrap_or_else(|e| panic!("{n}: {e}"))))
+    .collect()
+}
+
 /// One `#[test]` per format family for the generic check `$check(name, fmt)`.
 macro_rules! per_family {
     ($check:ident) => {
@@ -171,6 +191,12 @@ macro_rules! per_family {
             #[test]
             fn vtd_ss() {
                 for (name, f) in vtd_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn dart() {
+                for (name, f) in dart_cfgs() {
                     super::$check(name, f);
                 }
             }
@@ -1198,6 +1224,67 @@ fn bad_config_armv7s() {
             ..ArmV7sConfig::default()
         };
         assert_eq!(ArmV7s::new(c), Err(Error::BadConfig(msg)), "{oa_bits}");
+    }
+}
+
+#[test]
+fn bad_config_dart() {
+    let bad = |c: DartConfig, msg: &'static str| {
+        assert_eq!(Dart::new(c), Err(Error::BadConfig(msg)), "{c:?}");
+    };
+    let v1 = DartConfig::t8103();
+    let v2 = DartConfig::t6000();
+    bad(
+        DartConfig {
+            granule: Granule::K64,
+            ..v1
+        },
+        "granule must be 4K or 16K",
+    );
+    bad(DartConfig { oas: 40, ..v2 }, "oas must be 36 or 42");
+    bad(DartConfig { oas: 48, ..v1 }, "oas must be 36 or 42");
+    bad(
+        DartConfig {
+            version: DartVersion::V1,
+            ..v2
+        },
+        "DART v1 oas must be 36 (entries hold address bits 35:12)",
+    );
+    bad(
+        DartConfig {
+            granule: Granule::K4,
+            ..v2
+        },
+        "DART v2 needs the 16K granule (entries hold address bits 41:14)",
+    );
+    bad(
+        DartConfig {
+            granule: Granule::K4,
+            regs: DartRegs::T8110,
+            ..v1
+        },
+        "T8110 registers need the 16K granule (TTBRs hold address bits 43:14)",
+    );
+    for c in [
+        DartConfig { ias: 31, ..v1 },
+        DartConfig { ias: 37, ..v1 },
+        DartConfig::t8110(43, 42),
+        DartConfig::t8110(16, 36),
+    ] {
+        bad(c, "ias must be 32..=oas");
+    }
+    for c in [
+        DartConfig { ias: 40, ..v2 },
+        DartConfig {
+            granule: Granule::K4,
+            ias: 36,
+            ..v1
+        },
+    ] {
+        bad(
+            c,
+            "T8020 registers have no 4-level mode: ias must be at most 32 (4K) or 36 (16K)",
+        );
     }
 }
 

@@ -214,7 +214,6 @@ fn geo<F: Format>(fmt: &F, info: &Info) -> Geo {
     let s0 = sizes[0];
     let t1 = 1u64 << fmt.item_lg2(1);
     let t2 = 1u64 << fmt.item_lg2(2).min(63);
-    assert!(sizes.contains(&t1), "a leaf table's span is a page size");
     let big = 1u64 << 40;
     let (s, l) = (info.aperture.start, info.aperture.last);
     let span_m1 = l - s;
@@ -246,6 +245,12 @@ fn prot_of(r: u64) -> Prot {
     }
 }
 
+/// The page size that fills a leaf table in at most 1024 pages (the smallest page when
+/// none does: DART's 16K tables hold 2048 pages and nothing larger).
+fn fill_size(g: &Geo) -> u64 {
+    *g.sizes.iter().find(|&&s| g.t1 / s <= 1024).unwrap_or(&g.s0)
+}
+
 /// A fixed, seeded workload: runs of 1..600 small pages crossing leaf-table boundaries,
 /// large and contiguous pages, overlapping maps, unmaps of whole mappings, of parts of
 /// small-page runs and with large page sizes over small pages, unmaps of holes.
@@ -262,8 +267,12 @@ fn workload(g: &Geo, seed: u64, n: usize) -> Vec<Op> {
     // unmapped with one large page (the table is detached); a leaf table filled and
     // unmapped in two halves (the raw API leaves it linked and empty), then one large
     // page over it (the empty table is replaced).
-    let fill = *g.sizes.iter().find(|&&s| g.t1 / s <= 1024).unwrap();
+    let fill = fill_size(g);
     let n_fill = g.t1 / fill;
+    // Formats with pages at the last level only (DART) have no page of a leaf table's
+    // span: they empty and refill the table with small pages instead.
+    let t1_page = g.sizes.contains(&g.t1);
+    let (t1_size, t1_count) = if t1_page { (g.t1, 1) } else { (fill, n_fill) };
     let (a, b) = (w0.0 + 4 * g.t1, w0.0 + 6 * g.t1);
     let rw = Prot::READ | Prot::WRITE;
     let first = [
@@ -290,8 +299,8 @@ fn workload(g: &Geo, seed: u64, n: usize) -> Vec<Op> {
         },
         Op::Unmap {
             iova: a,
-            size: g.t1,
-            count: 1,
+            size: t1_size,
+            count: t1_count,
         },
         Op::Map {
             iova: b,
@@ -313,8 +322,8 @@ fn workload(g: &Geo, seed: u64, n: usize) -> Vec<Op> {
         Op::Map {
             iova: b,
             pa: 3 * g.t1,
-            size: g.t1,
-            count: 1,
+            size: t1_size,
+            count: t1_count,
             prot: rw,
         },
     ];
@@ -341,12 +350,12 @@ fn workload(g: &Geo, seed: u64, n: usize) -> Vec<Op> {
             // Fill one whole table span (a leaf table with small or contiguous pages, or
             // a level-1 table with blocks), and usually unmap it with one large page: the
             // unmap detaches the table.
-            let (span, size) = if kind < 7 || g.t2 > g.pa_lim / 4 || g.t2 > g.windows[1].1 / 4 {
-                let s = *g.sizes.iter().find(|&&s| g.t1 / s <= 1024).unwrap();
-                (g.t1, s)
-            } else {
-                (g.t2, g.t1)
-            };
+            let (span, size) =
+                if kind < 7 || !t1_page || g.t2 > g.pa_lim / 4 || g.t2 > g.windows[1].1 / 4 {
+                    (g.t1, fill)
+                } else {
+                    (g.t2, g.t1)
+                };
             let w = if span <= w0.1 / 4 { w0 } else { g.windows[1] };
             let iova = w.0 + rng.below(w.1 / span) * span;
             let count = span / size;
@@ -1088,4 +1097,33 @@ fn vtd_ss_5_level() {
     })
     .unwrap();
     sweep("vtd-ss-5", fmt, 13);
+}
+
+/// Apple DART (M1): v1 entries, 16K pages only, two levels.
+#[test]
+fn dart_t8103() {
+    use iopt::fmt::dart::{Dart, DartConfig};
+    sweep("dart-t8103", Dart::new(DartConfig::t8103()).unwrap(), 11);
+}
+
+/// Apple DART with 4K pages: a top of four first-level tables (four TTBRs).
+#[test]
+fn dart_v1_4k_four_ttbrs() {
+    use iopt::fmt::dart::{Dart, DartConfig};
+    let cfg = DartConfig {
+        granule: Granule::K4,
+        ..DartConfig::t8103()
+    };
+    sweep("dart-v1-4k", Dart::new(cfg).unwrap(), 12);
+}
+
+/// Apple DART T6020: v2 entries, three levels.
+#[test]
+fn dart_t6020() {
+    use iopt::fmt::dart::{Dart, DartConfig};
+    sweep(
+        "dart-t6020",
+        Dart::new(DartConfig::t8110(42, 42)).unwrap(),
+        13,
+    );
 }

@@ -157,3 +157,19 @@ model_test!(
         ..VtdSsConfig::default()
     })
 );
+
+// Apple DART: v1 16K (M1), v1 4K with four TTBRs, v2 on T8020 registers (M1 Pro/Max),
+// v2 on T8110 registers with two and three table levels.
+use iopt::fmt::dart::{Dart, DartConfig};
+model_test!(dart_t8103, Dart::new(DartConfig::t8103()).unwrap());
+model_test!(
+    dart_v1_4k_four_ttbrs,
+    Dart::new(DartConfig {
+        granule: Granule::K4,
+        ..DartConfig::t8103()
+    })
+    .unwrap()
+);
+model_test!(dart_t6000, Dart::new(DartConfig::t6000()).unwrap());
+model_test!(dart_t8110_36, Dart::new(DartConfig::t8110(36, 36)).unwrap());
+model_test!(dart_t6020_42, Dart::new(DartConfig::t8110(42, 42)).unwrap());

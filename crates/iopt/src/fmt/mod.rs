@@ -3,5 +3,6 @@ pub mod amdv1;
 pub mod arm_lpae;
 pub mod armv7s;
 pub mod common;
+pub mod dart;
 pub mod vtdss;
 pub mod x86_64;
