@@ -3,4 +3,5 @@ pub mod amdv1;
 pub mod arm_lpae;
 pub mod armv7s;
 pub mod common;
+pub mod riscv;
 pub mod x86_64;

@@ -47,7 +47,7 @@
 //! protection keys, and an option not to preset A/D (Linux has none).
 
 use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
-use crate::fmt::common::{addr_mask, sign_extended_va_bits};
+use crate::fmt::common::{addr_mask, sign_extended_va_bits, sign_extended_va_mode};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
 
@@ -153,11 +153,7 @@ impl Format for X86_64 {
 
     #[inline]
     fn va_mode(&self) -> VaMode {
-        if self.sign_extend {
-            VaMode::SignExtended
-        } else {
-            VaMode::Low
-        }
+        sign_extended_va_mode(self.sign_extend)
     }
 
     #[inline]
