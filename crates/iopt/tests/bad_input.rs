@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, TableMemory};
 use iopt::{
@@ -117,6 +118,41 @@ fn v7s_cfgs() -> Vec<(&'static str, ArmV7s)> {
     vec![("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap())]
 }
 
+fn riscv(levels: u32, oa_bits: u32) -> RiscvConfig {
+    RiscvConfig {
+        levels,
+        oa_bits,
+        ..RiscvConfig::default()
+    }
+}
+
+fn riscv_cfgs() -> Vec<(&'static str, Riscv)> {
+    [
+        ("riscv-sv39", riscv(3, 56)),
+        ("riscv-sv48", riscv(4, 56)),
+        ("riscv-sv57", riscv(5, 56)),
+        (
+            "riscv-sv48-low-nonapot",
+            RiscvConfig {
+                sign_extend: false,
+                svnapot: false,
+                ..riscv(4, 56)
+            },
+        ),
+        (
+            "riscv-sv39-oa40-pbmt-dirty",
+            RiscvConfig {
+                svpbmt: true,
+                dirty_tracking: true,
+                ..riscv(3, 40)
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(n, c)| (n, Riscv::new(c).unwrap_or_else(|e| panic!("{n}: {e}"))))
+    .collect()
+}
+
 /// One `#[test]` per format family for the generic check `$check(name, fmt)`.
 macro_rules! per_family {
     ($check:ident) => {
@@ -143,6 +179,12 @@ macro_rules! per_family {
             #[test]
             fn armv7s() {
                 for (name, f) in v7s_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn riscv() {
+                for (name, f) in riscv_cfgs() {
                     super::$check(name, f);
                 }
             }
@@ -1015,6 +1057,7 @@ fn table_out_of_reach_during_map() {
     reach_during_map("amdv1-fixed-3-oa32", amd(3, 3, false, 32));
     reach_during_map("x86-64-oa32", x86(4, true, 32));
     reach_during_map("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap());
+    reach_during_map("riscv-oa32", Riscv::new(riscv(3, 32)).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1157,6 +1200,19 @@ fn bad_config_armv7s() {
             ..ArmV7sConfig::default()
         };
         assert_eq!(ArmV7s::new(c), Err(Error::BadConfig(msg)), "{oa_bits}");
+    }
+}
+
+#[test]
+fn bad_config_riscv() {
+    let bad = |c: RiscvConfig, msg: &'static str| {
+        assert_eq!(Riscv::new(c), Err(Error::BadConfig(msg)), "{c:?}");
+    };
+    for levels in [0, 1, 2, 6, 7] {
+        bad(riscv(levels, 56), "levels must be 3, 4 or 5");
+    }
+    for oa_bits in [0, 31, 57, 64] {
+        bad(riscv(4, oa_bits), "oa_bits must be 32..=56");
     }
 }
 

@@ -77,10 +77,7 @@ type Case = (Prot, u64, Prot);
 fn check(f: &Riscv, level: u32, pa: u64, cases: &[Case]) {
     for &(prot, want, back) in cases {
         let pte = f.make_leaf(level, pa, 0, prot);
-        assert_eq!(
-            pte, want,
-            "level {level} pa {pa:#x} {prot:?}: got {pte:#x}"
-        );
+        assert_eq!(pte, want, "level {level} pa {pa:#x} {prot:?}: got {pte:#x}");
         assert_eq!(f.decode(level, want), leaf(pa), "decode {want:#x}");
         assert_eq!(f.leaf_prot(level, want), back, "prot of {want:#x}");
     }
@@ -125,57 +122,67 @@ fn leaves_every_level() {
         &f,
         0,
         0x1234_5000,
-        &[
-            (RW, 0x048d_14df, RW),
-            (R, 0x048d_145b, R),
-        ],
+        &[(RW, 0x048d_14df, RW), (R, 0x048d_145b, R)],
     );
     check(
         &f,
         1,
         0x4060_0000,
-        &[
-            (RW, 0x1018_00df, RW),
-            (R, 0x1018_005b, R),
-        ],
+        &[(RW, 0x1018_00df, RW), (R, 0x1018_005b, R)],
     );
     check(
         &f,
         2,
         0x1_4000_0000,
-        &[
-            (RW, 0x5000_00df, RW),
-            (R, 0x5000_005b, R),
-        ],
+        &[(RW, 0x5000_00df, RW), (R, 0x5000_005b, R)],
     );
     check(
         &f,
         3,
         0x80_0000_0000,
-        &[
-            (RW, 0x20_0000_00df, RW),
-            (R, 0x20_0000_005b, R),
-        ],
+        &[(RW, 0x20_0000_00df, RW), (R, 0x20_0000_005b, R)],
     );
     check(
         &f,
         4,
         0x1_0000_0000_0000,
-        &[
-            (RW, 0x4000_0000_00df, RW),
-            (R, 0x4000_0000_005b, R),
-        ],
+        &[(RW, 0x4000_0000_00df, RW), (R, 0x4000_0000_005b, R)],
     );
 }
 
 #[test]
 fn highest_output_address() {
     let f = sv57();
-    check(&f, 0, 0x00ff_ffff_ffff_f000, &[(RW, 0x003f_ffff_ffff_fcdf, RW)]);
-    check(&f, 1, 0x00ff_ffff_ffe0_0000, &[(RW, 0x003f_ffff_fff8_00df, RW)]);
-    check(&f, 2, 0x00ff_ffff_c000_0000, &[(RW, 0x003f_ffff_f000_00df, RW)]);
-    check(&f, 3, 0x00ff_ff80_0000_0000, &[(RW, 0x003f_ffe0_0000_00df, RW)]);
-    check(&f, 4, 0x00ff_0000_0000_0000, &[(RW, 0x003f_c000_0000_00df, RW)]);
+    check(
+        &f,
+        0,
+        0x00ff_ffff_ffff_f000,
+        &[(RW, 0x003f_ffff_ffff_fcdf, RW)],
+    );
+    check(
+        &f,
+        1,
+        0x00ff_ffff_ffe0_0000,
+        &[(RW, 0x003f_ffff_fff8_00df, RW)],
+    );
+    check(
+        &f,
+        2,
+        0x00ff_ffff_c000_0000,
+        &[(RW, 0x003f_ffff_f000_00df, RW)],
+    );
+    check(
+        &f,
+        3,
+        0x00ff_ff80_0000_0000,
+        &[(RW, 0x003f_ffe0_0000_00df, RW)],
+    );
+    check(
+        &f,
+        4,
+        0x00ff_0000_0000_0000,
+        &[(RW, 0x003f_c000_0000_00df, RW)],
+    );
     check(&f, 0, 0, &[(R, 0x5b, R)]);
 }
 
@@ -208,7 +215,10 @@ fn prot_variants() {
         &f,
         2,
         0x1_4000_0000,
-        &[(W | NX, 0x5000_00d7, RW | NX), (R | PRIV, 0x5000_004b, R | PRIV)],
+        &[
+            (W | NX, 0x5000_00d7, RW | NX),
+            (R | PRIV, 0x5000_004b, R | PRIV),
+        ],
     );
     // Entries written by someone else: execute-only, and G/RSW/A-clear ignored.
     assert_eq!(f.leaf_prot(1, 0x1018_0009), PRIV);
@@ -324,7 +334,11 @@ fn dirty_tracking_hooks() {
         &f,
         0,
         0x1234_5000,
-        &[(RW, 0x048d_145f, RW), (R, 0x048d_145b, R), (W | NX, 0x048d_1457, RW | NX)],
+        &[
+            (RW, 0x048d_145f, RW),
+            (R, 0x048d_145b, R),
+            (W | NX, 0x048d_1457, RW | NX),
+        ],
     );
     check(&f, 2, 0x1_4000_0000, &[(RW, 0x5000_005f, RW)]);
     assert_eq!(f.make_leaf(0, 0x1234_0000, 4, RW), 0x8000_0000_048d_205f);
@@ -336,8 +350,14 @@ fn dirty_tracking_hooks() {
     // Cleaning clears D only.
     assert_eq!(f.leaf_clean(0, 0x048d_14df), 0x048d_145f);
     assert_eq!(f.leaf_clean(0, 0x048d_145f), 0x048d_145f);
-    assert_eq!(f.leaf_clean(0, 0x8000_0000_048d_20df), 0x8000_0000_048d_205f);
-    assert_eq!(f.leaf_clean(0, 0x4000_0000_048d_14df), 0x4000_0000_048d_145f);
+    assert_eq!(
+        f.leaf_clean(0, 0x8000_0000_048d_20df),
+        0x8000_0000_048d_205f
+    );
+    assert_eq!(
+        f.leaf_clean(0, 0x4000_0000_048d_14df),
+        0x4000_0000_048d_145f
+    );
     // Without dirty tracking, a writable leaf is made dirty already.
     assert!(sv48().leaf_dirty(0, sv48().make_leaf(0, 0x1234_5000, 0, RW)));
 }
@@ -478,10 +498,7 @@ fn end_to_end_sv39() {
     assert_eq!(info.pgsize_bitmap, 0x4021_1000);
     assert_eq!(info.aperture.start, 0);
     assert_eq!(info.aperture.last, 0x3f_ffff_ffff);
-    assert_eq!(
-        info.aperture.upper,
-        Some((0xffff_ffc0_0000_0000, u64::MAX))
-    );
+    assert_eq!(info.aperture.upper, Some((0xffff_ffc0_0000_0000, u64::MAX)));
     assert_eq!(info.hw.get("iosatp"), Some(0x8000_0000_0008_0000));
 
     let rd = |pa: u64| mem.read_u64(pa).unwrap();
@@ -500,7 +517,11 @@ fn end_to_end_sv39() {
     let (n, r) = unsafe { pt.map_pages(0x1_0000, 0x5_0000, 0x1_0000, 1, R | NX) };
     assert_eq!((n, r), (0x1_0000, Ok(())));
     for i in 16..32 {
-        assert_eq!(rd(BASE + 0x2000 + i * 8), 0x8000_0000_0001_6053, "entry {i}");
+        assert_eq!(
+            rd(BASE + 0x2000 + i * 8),
+            0x8000_0000_0001_6053,
+            "entry {i}"
+        );
     }
     assert_eq!(rd(BASE + 0x2000 + 32 * 8), 0);
 

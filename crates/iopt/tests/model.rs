@@ -118,3 +118,33 @@ model_test!(
     })
     .unwrap()
 );
+
+fn riscv(levels: u32) -> iopt::fmt::riscv::RiscvConfig {
+    iopt::fmt::riscv::RiscvConfig {
+        levels,
+        ..iopt::fmt::riscv::RiscvConfig::default()
+    }
+}
+
+model_test!(riscv_sv39, iopt::fmt::riscv::Riscv::new(riscv(3)).unwrap());
+model_test!(riscv_sv48, iopt::fmt::riscv::Riscv::new(riscv(4)).unwrap());
+model_test!(riscv_sv57, iopt::fmt::riscv::Riscv::new(riscv(5)).unwrap());
+model_test!(
+    riscv_sv48_low_half_no_napot,
+    iopt::fmt::riscv::Riscv::new(iopt::fmt::riscv::RiscvConfig {
+        sign_extend: false,
+        svnapot: false,
+        ..riscv(4)
+    })
+    .unwrap()
+);
+model_test!(
+    riscv_sv39_pbmt_dirty_oa40,
+    iopt::fmt::riscv::Riscv::new(iopt::fmt::riscv::RiscvConfig {
+        svpbmt: true,
+        dirty_tracking: true,
+        oa_bits: 40,
+        ..riscv(3)
+    })
+    .unwrap()
+);

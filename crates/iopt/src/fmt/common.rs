@@ -38,7 +38,11 @@ pub const fn addr_mask(lo: u32, hi: u32) -> u64 {
 /// translated.
 #[inline]
 pub const fn sign_extended_va_bits(tree_bits: u32, sign_extend: bool) -> u32 {
-    if sign_extend { tree_bits } else { tree_bits - 1 }
+    if sign_extend {
+        tree_bits
+    } else {
+        tree_bits - 1
+    }
 }
 
 /// Output addresses stored as a page-frame number that does not sit at its address
@@ -102,6 +106,9 @@ mod tests {
             pfn_field::encode(0x00ff_ffff_ffff_f000, 12, 10, 53),
             0x003f_ffff_ffff_fc00
         );
-        assert_eq!(pfn_field::decode(u64::MAX, 12, 10, 53), 0x00ff_ffff_ffff_f000);
+        assert_eq!(
+            pfn_field::decode(u64::MAX, 12, 10, 53),
+            0x00ff_ffff_ffff_f000
+        );
     }
 }
