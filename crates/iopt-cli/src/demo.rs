@@ -23,6 +23,7 @@ use std::sync::{Mutex, PoisonError};
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::ArenaMemory;
 use iopt::{Error, FlushOps, Format, Gather, Info, PageTable, Prot};
@@ -93,6 +94,12 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         ..AmdV1Config::default()
     }))?;
     let v7s = config(ArmV7s::new(ArmV7sConfig::default()))?;
+    let riscv = |levels| {
+        config(Riscv::new(RiscvConfig {
+            levels,
+            ..RiscvConfig::default()
+        }))
+    };
 
     let rows = vec![
         run_table("arm64-s1/4K", arm(Stage::S1, Granule::K4, 48)?, seed, ops)?,
@@ -108,6 +115,8 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         run_table("x86-64/4-level", x86(4)?, seed, ops)?,
         run_table("x86-64/5-level", x86(5)?, seed, ops)?,
         run_table("armv7s", v7s, seed, ops)?,
+        run_table("riscv/sv39", riscv(3)?, seed, ops)?,
+        run_table("riscv/sv57", riscv(5)?, seed, ops)?,
     ];
     Ok(Report { seed, ops, rows })
 }
@@ -716,7 +725,7 @@ mod tests {
     #[test]
     fn short_demo_passes() {
         let report = run(1, 200).expect("every check passes");
-        assert_eq!(report.rows.len(), 8);
+        assert_eq!(report.rows.len(), 10);
         assert!(report.rows.iter().all(|r| r.end_pages == 1));
     }
 

@@ -43,6 +43,7 @@ pub fn describe_any(selected: &Selected) -> Result<Report, iopt::Error> {
         AnyFormat::AmdV1(f) => describe(f, name, summary),
         AnyFormat::X86_64(f) => describe(f, name, summary),
         AnyFormat::ArmV7s(f) => describe(f, name, summary),
+        AnyFormat::Riscv(f) => describe(f, name, summary),
     }
 }
 
