@@ -95,7 +95,7 @@ fn defaults() {
     assert_eq!(Riscv::NAME, "riscv");
     assert_eq!(Riscv::ENTRY_LG2, 3);
     assert_eq!(Riscv::MAX_LEVELS, 5);
-    assert!(!Riscv::OA_IN_PLACE);
+    const { assert!(!Riscv::OA_IN_PLACE) };
 }
 
 #[test]
@@ -483,6 +483,30 @@ fn bad_configs() {
     }
 }
 
+type Pt<'a> = PageTable<Riscv, &'a ArenaMemory, NoFlush>;
+
+fn map(
+    pt: &Pt<'_>,
+    iova: u64,
+    pa: u64,
+    size: u64,
+    count: usize,
+    prot: Prot,
+) -> (u64, Result<(), Error>) {
+    // SAFETY: one thread uses the table, and no hardware walks it.
+    unsafe { pt.map_pages(iova, pa, size, count, prot) }
+}
+
+fn unmap(pt: &Pt<'_>, iova: u64, size: u64, g: &mut Gather) -> (u64, Result<(), Error>) {
+    // SAFETY: as in `map`.
+    unsafe { pt.unmap_pages(iova, size, 1, g) }
+}
+
+fn tr(pt: &Pt<'_>, iova: u64) -> Option<iopt::Translation> {
+    // SAFETY: as in `map`.
+    unsafe { pt.translate(iova) }
+}
+
 /// A Sv39 table built through the engine in simulated memory; the raw entries are read
 /// back and compared with hand-computed values. The arena hands out 4 KiB pages from its
 /// base upwards, so the root is at 0x8000_0000 and the next tables follow it.
@@ -502,10 +526,9 @@ fn end_to_end_sv39() {
     assert_eq!(info.hw.get("iosatp"), Some(0x8000_0000_0008_0000));
 
     let rd = |pa: u64| mem.read_u64(pa).unwrap();
-    // SAFETY (all blocks below): single-threaded, no hardware walks the table.
     // 4K at IOVA 0x1000: root[0] -> level-1 table at BASE + 0x1000, its [0] -> level-0
     // table at BASE + 0x2000, entry [1].
-    let (n, r) = unsafe { pt.map_pages(0x1000, 0x1234_5000, 0x1000, 1, RW) };
+    let (n, r) = map(&pt, 0x1000, 0x1234_5000, 0x1000, 1, RW);
     assert_eq!((n, r), (0x1000, Ok(())));
     assert_eq!(rd(BASE), 0x2000_0401);
     assert_eq!(rd(BASE + 0x1000), 0x2000_0801);
@@ -514,7 +537,7 @@ fn end_to_end_sv39() {
     assert_eq!(rd(BASE + 0x2010), 0);
 
     // 64K at IOVA 0x1_0000: entries [16..32) of the same level-0 table, all equal.
-    let (n, r) = unsafe { pt.map_pages(0x1_0000, 0x5_0000, 0x1_0000, 1, R | NX) };
+    let (n, r) = map(&pt, 0x1_0000, 0x5_0000, 0x1_0000, 1, R | NX);
     assert_eq!((n, r), (0x1_0000, Ok(())));
     for i in 16..32 {
         assert_eq!(
@@ -526,29 +549,29 @@ fn end_to_end_sv39() {
     assert_eq!(rd(BASE + 0x2000 + 32 * 8), 0);
 
     // 2M at IOVA 0x20_0000: level-1 entry [1].
-    let (n, r) = unsafe { pt.map_pages(0x20_0000, 0x4060_0000, 0x20_0000, 1, RW) };
+    let (n, r) = map(&pt, 0x20_0000, 0x4060_0000, 0x20_0000, 1, RW);
     assert_eq!((n, r), (0x20_0000, Ok(())));
     assert_eq!(rd(BASE + 0x1008), 0x1018_00df);
 
     // 1G at the very top of the upper half: root entry [511].
     let top = 0xffff_ffff_c000_0000;
-    let (n, r) = unsafe { pt.map_pages(top, 0x1_4000_0000, 0x4000_0000, 1, RW | PRIV) };
+    let (n, r) = map(&pt, top, 0x1_4000_0000, 0x4000_0000, 1, RW | PRIV);
     assert_eq!((n, r), (0x4000_0000, Ok(())));
     assert_eq!(rd(BASE + 511 * 8), 0x5000_00cf);
 
     // Lookups through the engine.
-    let t = unsafe { pt.translate(0x1_7abc) }.unwrap();
+    let t = tr(&pt, 0x1_7abc).unwrap();
     assert_eq!((t.pa, t.iova_base, t.size), (0x5_7abc, 0x1_0000, 0x1_0000));
     assert_eq!(t.prot, R | NX);
-    let t = unsafe { pt.translate(top + 0x1234_5678) }.unwrap();
+    let t = tr(&pt, top + 0x1234_5678).unwrap();
     assert_eq!((t.pa, t.size), (0x1_5234_5678, 0x4000_0000));
     assert_eq!(t.prot, RW | PRIV);
-    assert_eq!(unsafe { pt.translate(0x2000) }, None);
-    assert_eq!(unsafe { pt.iova_to_phys(0x1abc) }, Some(0x1234_5abc));
+    assert_eq!(tr(&pt, 0x2000), None);
+    assert_eq!(tr(&pt, 0x1abc).map(|t| t.pa), Some(0x1234_5abc));
 
     // Unmapping the 64K run clears all 16 entries.
     let mut g = Gather::new();
-    let (n, r) = unsafe { pt.unmap_pages(0x1_0000, 0x1_0000, 1, &mut g) };
+    let (n, r) = unmap(&pt, 0x1_0000, 0x1_0000, &mut g);
     assert_eq!((n, r), (0x1_0000, Ok(())));
     pt.sync(&mut g);
     for i in 16..32 {
