@@ -24,6 +24,7 @@ use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
 use iopt::fmt::dart::{Dart, DartConfig};
+use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::ArenaMemory;
@@ -106,6 +107,12 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         granule: Granule::K4,
         ..DartConfig::t8103()
     };
+    let riscv = |levels| {
+        config(Riscv::new(RiscvConfig {
+            levels,
+            ..RiscvConfig::default()
+        }))
+    };
 
     let rows = vec![
         run_table("arm64-s1/4K", arm(Stage::S1, Granule::K4, 48)?, seed, ops)?,
@@ -132,6 +139,8 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
             seed,
             ops,
         )?,
+        run_table("riscv/sv39", riscv(3)?, seed, ops)?,
+        run_table("riscv/sv57", riscv(5)?, seed, ops)?,
     ];
     Ok(Report { seed, ops, rows })
 }
@@ -740,7 +749,7 @@ mod tests {
     #[test]
     fn short_demo_passes() {
         let report = run(1, 200).expect("every check passes");
-        assert_eq!(report.rows.len(), 14);
+        assert_eq!(report.rows.len(), 16);
         assert!(report.rows.iter().all(|r| r.end_pages == 1));
     }
 

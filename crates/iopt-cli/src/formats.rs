@@ -11,13 +11,15 @@ use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
 use iopt::fmt::dart::{Dart, DartConfig, DartRegs, DartVersion};
+use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 
 use crate::units;
 use FormatName::VtdSs as Vtd;
 use FormatName::{
-    AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, Dart as DartName, X86_64 as X86,
+    AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, Dart as DartName, Riscv as RiscV,
+    X86_64 as X86,
 };
 
 /// The formats the command line offers.
@@ -44,6 +46,9 @@ pub enum FormatName {
     /// Apple DART, entry format v1 or v2 (`--dart-version`).
     #[value(name = "dart")]
     Dart,
+    /// RISC-V Sv39/Sv48/Sv57 (RISC-V IOMMU first stage).
+    #[value(name = "riscv")]
+    Riscv,
 }
 
 impl FormatName {
@@ -57,6 +62,7 @@ impl FormatName {
             FormatName::ArmV7s => "armv7s",
             FormatName::VtdSs => "vtd-ss",
             FormatName::Dart => "dart",
+            FormatName::Riscv => "riscv",
         }
     }
 }
@@ -117,7 +123,7 @@ pub struct FormatOptions {
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
     /// Output address size in bits [default: 48 for arm64, 52 for amdv1, x86-64 and
-    /// vtd-ss, 32 for armv7s, 36 for dart v1, 42 for dart v2].
+    /// vtd-ss, 32 for armv7s, 36 for dart v1, 42 for dart v2, 56 for riscv].
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
     /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
@@ -133,7 +139,7 @@ pub struct FormatOptions {
     #[arg(long)]
     pub incoherent_walk: bool,
     /// (amdv1) Levels at creation [default: 3]; (x86-64) 4 or 5 [default: 4]; (vtd-ss)
-    /// 3, 4 or 5 [default: 4].
+    /// 3, 4 or 5 [default: 4]; (riscv) 3, 4 or 5 for Sv39, Sv48, Sv57 [default: 4].
     #[arg(long, value_name = "N")]
     pub levels: Option<u32>,
     /// (amdv1) Most levels the table may grow to [default: 6, or --levels with
@@ -143,10 +149,11 @@ pub struct FormatOptions {
     /// (amdv1) The top level never grows.
     #[arg(long)]
     pub no_dynamic_top: bool,
-    /// (x86-64) Translate only the lower half, without sign extension.
+    /// (x86-64, riscv) Translate only the lower half, without sign extension.
     #[arg(long)]
     pub no_sign_extend: bool,
-    /// (amdv1, vtd-ss) Hardware dirty tracking (AMD DTE.HAD, VT-d SSADE).
+    /// (amdv1, vtd-ss, riscv) Hardware dirty tracking (AMD DTE.HAD, VT-d SSADE; RISC-V:
+    /// writable leaves start clean and the IOMMU updates A/D, DC.tc.SADE).
     #[arg(long)]
     pub dirty_tracking: bool,
     /// (vtd-ss) The IOMMU has no 2 MiB pages (CAP.SLLPS bit 0 clear).
@@ -161,6 +168,12 @@ pub struct FormatOptions {
     /// (dart) Register block the TTBR/TCR words are for [default: t8020].
     #[arg(long, value_enum, value_name = "REGS")]
     pub dart_regs: Option<DartRegsArg>,
+    /// (riscv) No Svnapot 64K pages.
+    #[arg(long)]
+    pub no_svnapot: bool,
+    /// (riscv) Svpbmt memory types in leaves (IO for MMIO, NC without CACHE).
+    #[arg(long)]
+    pub svpbmt: bool,
 }
 
 /// A configured format of any kind.
@@ -178,6 +191,8 @@ pub enum AnyFormat {
     VtdSs(VtdSs),
     /// `dart`.
     Dart(Dart),
+    /// `riscv`.
+    Riscv(Riscv),
 }
 
 /// A format chosen on the command line, with a one-line description of its
@@ -214,7 +229,7 @@ impl From<Error> for BuildError {
 
 impl FormatOptions {
     /// The options that were given, each with the formats it applies to.
-    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 16] {
+    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 18] {
         const ARM: &[FormatName] = &[S1, S2];
         [
             ("granule", self.granule.is_some(), &[S1, S2, DartName]),
@@ -222,21 +237,23 @@ impl FormatOptions {
             (
                 "oas",
                 self.oas.is_some(),
-                &[S1, S2, Amd, X86, V7s, Vtd, DartName],
+                &[S1, S2, Amd, X86, V7s, Vtd, DartName, RiscV],
             ),
             ("ttbr1", self.ttbr1, ARM),
             ("ns", self.ns, &[S1, S2, V7s]),
             ("no-contig", self.no_contig, ARM),
             ("incoherent-walk", self.incoherent_walk, ARM),
-            ("levels", self.levels.is_some(), &[Amd, X86, Vtd]),
+            ("levels", self.levels.is_some(), &[Amd, X86, Vtd, RiscV]),
             ("max-levels", self.max_levels.is_some(), &[Amd]),
             ("no-dynamic-top", self.no_dynamic_top, &[Amd]),
-            ("no-sign-extend", self.no_sign_extend, &[X86]),
-            ("dirty-tracking", self.dirty_tracking, &[Amd, Vtd]),
+            ("no-sign-extend", self.no_sign_extend, &[X86, RiscV]),
+            ("dirty-tracking", self.dirty_tracking, &[Amd, Vtd, RiscV]),
             ("no-2m", self.no_2m, &[Vtd]),
             ("no-1g", self.no_1g, &[Vtd]),
             ("dart-version", self.dart_version.is_some(), &[DartName]),
             ("dart-regs", self.dart_regs.is_some(), &[DartName]),
+            ("no-svnapot", self.no_svnapot, &[RiscV]),
+            ("svpbmt", self.svpbmt, &[RiscV]),
         ]
     }
 
@@ -424,12 +441,51 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
             );
             (summary, AnyFormat::Dart(fmt))
         }
+        RiscV => {
+            let defaults = RiscvConfig::default();
+            let cfg = RiscvConfig {
+                levels: opts.levels.unwrap_or(defaults.levels),
+                oa_bits: opts.oas.unwrap_or(defaults.oa_bits),
+                sign_extend: !opts.no_sign_extend,
+                svnapot: !opts.no_svnapot,
+                svpbmt: opts.svpbmt,
+                dirty_tracking: opts.dirty_tracking,
+            };
+            let fmt = Riscv::new(cfg)?;
+            (riscv_summary(&cfg), AnyFormat::Riscv(fmt))
+        }
     };
     Ok(Selected {
         name,
         summary,
         format,
     })
+}
+
+/// The one-line description of a RISC-V configuration, e.g. `Sv48, oas 56, sign-extended,
+/// Svnapot`.
+fn riscv_summary(cfg: &RiscvConfig) -> String {
+    // Sv39, Sv48, Sv57: the IOVA width of 3, 4 or 5 levels.
+    let mut s = format!(
+        "Sv{}, oas {}, {}",
+        12 + 9 * cfg.levels,
+        cfg.oa_bits,
+        if cfg.sign_extend {
+            "sign-extended"
+        } else {
+            "lower half only"
+        }
+    );
+    if cfg.svnapot {
+        s.push_str(", Svnapot");
+    }
+    if cfg.svpbmt {
+        s.push_str(", Svpbmt");
+    }
+    if cfg.dirty_tracking {
+        s.push_str(", dirty tracking");
+    }
+    s
 }
 
 /// The one-line description of an ARM64 LPAE configuration.
@@ -531,6 +587,38 @@ mod tests {
                 option: "dart-version",
                 format: V7s
             })
+        );
+    }
+
+    #[test]
+    fn riscv_options() {
+        let opts = FormatOptions {
+            levels: Some(5),
+            svpbmt: true,
+            ..FormatOptions::default()
+        };
+        let sel = build(RiscV, &opts).expect("Sv57 is valid");
+        assert_eq!(sel.summary, "Sv57, oas 56, sign-extended, Svnapot, Svpbmt");
+        let opts = FormatOptions {
+            svpbmt: true,
+            ..FormatOptions::default()
+        };
+        assert_eq!(
+            build(X86, &opts).err(),
+            Some(BuildError::NotApplicable {
+                option: "svpbmt",
+                format: X86
+            })
+        );
+        let opts = FormatOptions {
+            levels: Some(2),
+            ..FormatOptions::default()
+        };
+        assert_eq!(
+            build(RiscV, &opts).err(),
+            Some(BuildError::Config(Error::BadConfig(
+                "levels must be 3, 4 or 5"
+            )))
         );
     }
 

@@ -45,6 +45,7 @@ pub fn describe_any(selected: &Selected) -> Result<Report, iopt::Error> {
         AnyFormat::ArmV7s(f) => describe(f, name, summary),
         AnyFormat::VtdSs(f) => describe(f, name, summary),
         AnyFormat::Dart(f) => describe(f, name, summary),
+        AnyFormat::Riscv(f) => describe(f, name, summary),
     }
 }
 

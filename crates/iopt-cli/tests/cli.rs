@@ -292,6 +292,66 @@ fn info_dart() {
 }
 
 #[test]
+fn info_riscv() {
+    // iosatp = MODE << 60 | root PPN: root 0x8000_0000 is PPN 0x80000; MODE 8/9/10.
+    let sv48 = info(&["--format", "riscv"]);
+    assert_eq!(sv48("config"), "Sv48, oas 56, sign-extended, Svnapot");
+    assert_eq!(sv48("levels"), "4");
+    assert_eq!(sv48("top table"), "512 entries, 4K");
+    // 4K, 64K (Svnapot), 2M, 1G, 512G.
+    assert_eq!(
+        sv48("page sizes"),
+        "4K 64K 2M 1G 512G (bitmap 0x8040211000)"
+    );
+    assert_eq!(
+        sv48("aperture"),
+        "0x0 ..= 0x7fffffffffff, 0xffff800000000000 ..= 0xffffffffffffffff"
+    );
+    assert_eq!(sv48("oa bits"), "56");
+    assert_eq!(sv48("iosatp"), "0x9000000000080000");
+    assert_eq!(sv48("iosatp.MODE"), "0x9");
+    assert_eq!(sv48("iosatp.PPN"), "0x80000");
+
+    let sv39 = info(&["--format", "riscv", "--levels", "3", "--dirty-tracking"]);
+    assert_eq!(sv39("page sizes"), "4K 64K 2M 1G (bitmap 0x40211000)");
+    assert_eq!(
+        sv39("aperture"),
+        "0x0 ..= 0x3fffffffff, 0xffffffc000000000 ..= 0xffffffffffffffff"
+    );
+    assert_eq!(sv39("iosatp"), "0x8000000000080000");
+    assert_eq!(sv39("DC.tc.SADE"), "0x1");
+
+    // Sv57 adds 256T pages; lower half only, no Svnapot, Svpbmt.
+    let sv57 = info(&[
+        "--format",
+        "riscv",
+        "--levels",
+        "5",
+        "--no-sign-extend",
+        "--no-svnapot",
+        "--svpbmt",
+    ]);
+    assert_eq!(sv57("config"), "Sv57, oas 56, lower half only, Svpbmt");
+    assert_eq!(sv57("top table"), "256 entries, 4K");
+    assert_eq!(
+        sv57("page sizes"),
+        "4K 2M 1G 512G 256T (bitmap 0x1008040201000)"
+    );
+    assert_eq!(sv57("aperture"), "0x0 ..= 0xffffffffffffff");
+    assert_eq!(sv57("iosatp"), "0xa000000000080000");
+
+    let e = failure(&["info", "--format", "riscv", "--levels", "6"], 1);
+    assert!(e.contains("levels must be 3, 4 or 5"), "{e}");
+    let e = failure(&["info", "--format", "riscv", "--oas", "57"], 1);
+    assert!(e.contains("oa_bits must be 32..=56"), "{e}");
+    let e = failure(&["info", "--format", "x86-64", "--svpbmt"], 2);
+    assert!(
+        e.contains("--svpbmt does not apply to --format x86-64"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bad_configurations_name_the_limit() {
     let e = failure(&["info", "--format", "arm64-s1", "--ias", "52"], 1);
     assert!(
@@ -366,7 +426,7 @@ fn options_for_other_formats_are_usage_errors() {
 }
 
 /// The labels of the demonstration's tables, in order.
-const DEMO_TABLES: [&str; 14] = [
+const DEMO_TABLES: [&str; 16] = [
     "arm64-s1/4K",
     "arm64-s1/16K",
     "arm64-s1/64K",
@@ -381,13 +441,15 @@ const DEMO_TABLES: [&str; 14] = [
     "dart/v1/4K/4-ttbr",
     "dart/v2/t6000",
     "dart/v2/t8110/ias42",
+    "riscv/sv39",
+    "riscv/sv57",
 ];
 
 /// Checks a demonstration report: one row per table with consistent counts, only the
 /// top table left at the end, and the final verdict.
 fn check_demo(text: &str, ops: u64) {
     for (label, levels) in DEMO_TABLES.iter().zip([
-        "4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5", "2", "2", "2", "3",
+        "4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5", "2", "2", "2", "3", "3", "5",
     ]) {
         let row: Vec<&str> = text
             .lines()
@@ -414,7 +476,7 @@ fn check_demo(text: &str, ops: u64) {
     assert!(
         text.lines()
             .last()
-            .is_some_and(|l| l.starts_with("all checks passed: 14 tables,")),
+            .is_some_and(|l| l.starts_with("all checks passed: 16 tables,")),
         "{text}"
     );
 }

@@ -13,6 +13,7 @@ use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
 use iopt::fmt::dart::{Dart, DartConfig, DartRegs, DartVersion};
+use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, TableMemory};
@@ -159,6 +160,41 @@ fn dart_cfgs() -> Vec<(&'static str, Dart)> {
     .collect()
 }
 
+fn riscv(levels: u32, oa_bits: u32) -> RiscvConfig {
+    RiscvConfig {
+        levels,
+        oa_bits,
+        ..RiscvConfig::default()
+    }
+}
+
+fn riscv_cfgs() -> Vec<(&'static str, Riscv)> {
+    [
+        ("riscv-sv39", riscv(3, 56)),
+        ("riscv-sv48", riscv(4, 56)),
+        ("riscv-sv57", riscv(5, 56)),
+        (
+            "riscv-sv48-low-nonapot",
+            RiscvConfig {
+                sign_extend: false,
+                svnapot: false,
+                ..riscv(4, 56)
+            },
+        ),
+        (
+            "riscv-sv39-oa40-pbmt-dirty",
+            RiscvConfig {
+                svpbmt: true,
+                dirty_tracking: true,
+                ..riscv(3, 40)
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(n, c)| (n, Riscv::new(c).unwrap_or_else(|e| panic!("{n}: {e}"))))
+    .collect()
+}
+
 /// One `#[test]` per format family for the generic check `$check(name, fmt)`.
 macro_rules! per_family {
     ($check:ident) => {
@@ -197,6 +233,12 @@ macro_rules! per_family {
             #[test]
             fn dart() {
                 for (name, f) in dart_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn riscv() {
+                for (name, f) in riscv_cfgs() {
                     super::$check(name, f);
                 }
             }
@@ -1069,6 +1111,7 @@ fn table_out_of_reach_during_map() {
     reach_during_map("amdv1-fixed-3-oa32", amd(3, 3, false, 32));
     reach_during_map("x86-64-oa32", x86(4, true, 32));
     reach_during_map("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap());
+    reach_during_map("riscv-oa32", Riscv::new(riscv(3, 32)).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1285,6 +1328,19 @@ fn bad_config_dart() {
             c,
             "T8020 registers have no 4-level mode: ias must be at most 32 (4K) or 36 (16K)",
         );
+    }
+}
+
+#[test]
+fn bad_config_riscv() {
+    let bad = |c: RiscvConfig, msg: &'static str| {
+        assert_eq!(Riscv::new(c), Err(Error::BadConfig(msg)), "{c:?}");
+    };
+    for levels in [0, 1, 2, 6, 7] {
+        bad(riscv(levels, 56), "levels must be 3, 4 or 5");
+    }
+    for oa_bits in [0, 31, 57, 64] {
+        bad(riscv(4, oa_bits), "oa_bits must be 32..=56");
     }
 }
 

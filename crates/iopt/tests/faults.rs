@@ -1127,3 +1127,38 @@ fn dart_t6020() {
         13,
     );
 }
+
+fn riscv(levels: u32) -> iopt::fmt::riscv::RiscvConfig {
+    iopt::fmt::riscv::RiscvConfig {
+        levels,
+        ..iopt::fmt::riscv::RiscvConfig::default()
+    }
+}
+
+#[test]
+fn riscv_sv39() {
+    sweep(
+        "riscv-sv39",
+        iopt::fmt::riscv::Riscv::new(riscv(3)).unwrap(),
+        11,
+    );
+}
+
+#[test]
+fn riscv_sv48() {
+    sweep(
+        "riscv-sv48",
+        iopt::fmt::riscv::Riscv::new(riscv(4)).unwrap(),
+        12,
+    );
+}
+
+#[test]
+fn riscv_sv57_low_half() {
+    let fmt = iopt::fmt::riscv::Riscv::new(iopt::fmt::riscv::RiscvConfig {
+        sign_extend: false,
+        ..riscv(5)
+    })
+    .unwrap();
+    sweep("riscv-sv57-low", fmt, 13);
+}

@@ -173,3 +173,33 @@ model_test!(
 model_test!(dart_t6000, Dart::new(DartConfig::t6000()).unwrap());
 model_test!(dart_t8110_36, Dart::new(DartConfig::t8110(36, 36)).unwrap());
 model_test!(dart_t6020_42, Dart::new(DartConfig::t8110(42, 42)).unwrap());
+
+fn riscv(levels: u32) -> iopt::fmt::riscv::RiscvConfig {
+    iopt::fmt::riscv::RiscvConfig {
+        levels,
+        ..iopt::fmt::riscv::RiscvConfig::default()
+    }
+}
+
+model_test!(riscv_sv39, iopt::fmt::riscv::Riscv::new(riscv(3)).unwrap());
+model_test!(riscv_sv48, iopt::fmt::riscv::Riscv::new(riscv(4)).unwrap());
+model_test!(riscv_sv57, iopt::fmt::riscv::Riscv::new(riscv(5)).unwrap());
+model_test!(
+    riscv_sv48_low_half_no_napot,
+    iopt::fmt::riscv::Riscv::new(iopt::fmt::riscv::RiscvConfig {
+        sign_extend: false,
+        svnapot: false,
+        ..riscv(4)
+    })
+    .unwrap()
+);
+model_test!(
+    riscv_sv39_pbmt_dirty_oa40,
+    iopt::fmt::riscv::Riscv::new(iopt::fmt::riscv::RiscvConfig {
+        svpbmt: true,
+        dirty_tracking: true,
+        oa_bits: 40,
+        ..riscv(3)
+    })
+    .unwrap()
+);

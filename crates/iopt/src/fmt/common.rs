@@ -45,6 +45,38 @@ pub const fn sign_extended_va_bits(tree_bits: u32, sign_extend: bool) -> u32 {
     }
 }
 
+/// Output addresses stored as a page-frame number that does not sit at its address
+/// position: address bits `page_lg2..` go to entry bits `lo ..= hi` (RISC-V keeps
+/// PA\[55:12\] in PTE bits 53:10). Such formats are not [`OA_IN_PLACE`].
+///
+/// [`OA_IN_PLACE`]: crate::Format::OA_IN_PLACE
+pub mod pfn_field {
+    use super::addr_mask;
+
+    /// The entry bits holding address `pa` (which must be `2^page_lg2` aligned).
+    #[inline]
+    pub const fn encode(pa: u64, page_lg2: u32, lo: u32, hi: u32) -> u64 {
+        ((pa >> page_lg2) << lo) & addr_mask(lo, hi)
+    }
+
+    /// The address held in entry bits `lo ..= hi` of `pte`.
+    #[inline]
+    pub const fn decode(pte: u64, page_lg2: u32, lo: u32, hi: u32) -> u64 {
+        ((pte & addr_mask(lo, hi)) >> lo) << page_lg2
+    }
+}
+
+/// The [`VaMode`](crate::VaMode) of a format that sign-extends its IOVAs when
+/// `sign_extend` is set and otherwise translates the lower half only.
+#[inline]
+pub const fn sign_extended_va_mode(sign_extend: bool) -> crate::VaMode {
+    if sign_extend {
+        crate::VaMode::SignExtended
+    } else {
+        crate::VaMode::Low
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +95,21 @@ mod tests {
         assert_eq!(radix4k::va_bits(3), 48);
         assert_eq!(radix4k::va_bits(4), 57);
         assert_eq!(radix4k::va_bits(5), 64);
+    }
+
+    #[test]
+    fn pfn_fields() {
+        // RISC-V: PA[55:12] in bits 53:10.
+        assert_eq!(pfn_field::encode(0x8000_1000, 12, 10, 53), 0x2000_0400);
+        assert_eq!(pfn_field::decode(0x2000_04df, 12, 10, 53), 0x8000_1000);
+        assert_eq!(
+            pfn_field::encode(0x00ff_ffff_ffff_f000, 12, 10, 53),
+            0x003f_ffff_ffff_fc00
+        );
+        assert_eq!(
+            pfn_field::decode(u64::MAX, 12, 10, 53),
+            0x00ff_ffff_ffff_f000
+        );
     }
 }
 

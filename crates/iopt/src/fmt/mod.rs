@@ -4,5 +4,6 @@ pub mod arm_lpae;
 pub mod armv7s;
 pub mod common;
 pub mod dart;
+pub mod riscv;
 pub mod vtdss;
 pub mod x86_64;

@@ -48,7 +48,7 @@
 
 use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
 use crate::fmt::common::x86_ps::{self, MAX_LEAF_LEVEL, PS};
-use crate::fmt::common::{addr_mask, sign_extended_va_bits};
+use crate::fmt::common::{addr_mask, sign_extended_va_bits, sign_extended_va_mode};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
 
@@ -152,11 +152,7 @@ impl Format for X86_64 {
 
     #[inline]
     fn va_mode(&self) -> VaMode {
-        if self.sign_extend {
-            VaMode::SignExtended
-        } else {
-            VaMode::Low
-        }
+        sign_extended_va_mode(self.sign_extend)
     }
 
     #[inline]
