@@ -1031,7 +1031,12 @@ fn bad_config_arm_lpae() {
     bad(arm(S1, K4, 31, 48), "ias must be 32..=48");
     bad(arm(S1, K4, 49, 48), "ias must be 32..=48");
     bad(arm(S1, K4, 48, 31), "oas must be 32..=48");
-    bad(arm(S1, K4, 48, 52), "oas must be 32..=48");
+    bad(arm(S1, K4, 48, 53), "oas must be 32..=48");
+    bad(
+        arm(S1, K64, 48, 52),
+        "oas 52 needs the 52-bit format ArmLpae52 (64K granule only); ArmLpae stores at \
+         most 48 output-address bits",
+    );
     let ps = "oas must be 32, 36, 40, 42, 44 or 48 (the TCR.IPS / VTCR.PS encodings)";
     bad(arm(S1, K4, 48, 38), ps);
     bad(arm(S2, K16, 40, 33), ps);

@@ -38,7 +38,11 @@ pub const fn addr_mask(lo: u32, hi: u32) -> u64 {
 /// translated.
 #[inline]
 pub const fn sign_extended_va_bits(tree_bits: u32, sign_extend: bool) -> u32 {
-    if sign_extend { tree_bits } else { tree_bits - 1 }
+    if sign_extend {
+        tree_bits
+    } else {
+        tree_bits - 1
+    }
 }
 
 #[cfg(test)]
