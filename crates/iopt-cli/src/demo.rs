@@ -21,8 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm_lpae::{ArmLpae, ArmLpae52, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::ArenaMemory;
 use iopt::{Error, FlushOps, Format, Gather, Info, PageTable, Prot};
@@ -93,6 +95,19 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         ..AmdV1Config::default()
     }))?;
     let v7s = config(ArmV7s::new(ArmV7sConfig::default()))?;
+    let arm52 = config(ArmLpae52::new(ArmLpaeConfig {
+        granule: Granule::K64,
+        oas: 52,
+        ..ArmLpaeConfig::default()
+    }))?;
+    let arm32 = |stage, ias| {
+        config(Arm32Lpae::new(Arm32LpaeConfig {
+            stage,
+            ias,
+            ..Arm32LpaeConfig::default()
+        }))
+    };
+    let mali = config(MaliLpae::new(MaliLpaeConfig::default()))?;
 
     let rows = vec![
         run_table("arm64-s1/4K", arm(Stage::S1, Granule::K4, 48)?, seed, ops)?,
@@ -108,6 +123,10 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         run_table("x86-64/4-level", x86(4)?, seed, ops)?,
         run_table("x86-64/5-level", x86(5)?, seed, ops)?,
         run_table("armv7s", v7s, seed, ops)?,
+        run_table("arm64-s1/64K/oas52", arm52, seed, ops)?,
+        run_table("arm32-s1", arm32(Stage::S1, 32)?, seed, ops)?,
+        run_table("arm32-s2/ias40", arm32(Stage::S2, 40)?, seed, ops)?,
+        run_table("mali", mali, seed, ops)?,
     ];
     Ok(Report { seed, ops, rows })
 }

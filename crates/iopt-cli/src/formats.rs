@@ -8,12 +8,15 @@
 use clap::{Args, ValueEnum};
 use iopt::Error;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm_lpae::{ArmLpae, ArmLpae52, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 
 use crate::units;
 use FormatName::{AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, X86_64 as X86};
+use FormatName::{Arm32S1 as A32S1, Arm32S2 as A32S2, Mali as MaliGpu};
 
 /// The formats the command line offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,6 +36,15 @@ pub enum FormatName {
     /// ARMv7 short descriptors.
     #[value(name = "armv7s")]
     ArmV7s,
+    /// ARM32 LPAE (AArch32 long descriptors) stage 1.
+    #[value(name = "arm32-s1")]
+    Arm32S1,
+    /// ARM32 LPAE (AArch32 long descriptors) stage 2.
+    #[value(name = "arm32-s2")]
+    Arm32S2,
+    /// Arm Mali GPU LPAE format (panfrost).
+    #[value(name = "mali")]
+    Mali,
 }
 
 impl FormatName {
@@ -44,6 +56,9 @@ impl FormatName {
             FormatName::AmdV1 => "amdv1",
             FormatName::X86_64 => "x86-64",
             FormatName::ArmV7s => "armv7s",
+            FormatName::Arm32S1 => "arm32-s1",
+            FormatName::Arm32S2 => "arm32-s2",
+            FormatName::Mali => "mali",
         }
     }
 }
@@ -78,25 +93,29 @@ pub struct FormatOptions {
     /// (arm64) Translation granule [default: 4k].
     #[arg(long, value_enum)]
     pub granule: Option<GranuleArg>,
-    /// (arm64) Input address size in bits [default: 48].
+    /// (arm64, arm32) Input address size in bits [default: 48 for arm64, 32 for arm32].
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
-    /// Output address size in bits [default: 48 for arm64, 52 for amdv1 and x86-64, 32
-    /// for armv7s].
+    /// Output address size in bits [default: 48 for arm64 (52 selects the 52-bit
+    /// format, 64k granule only), 52 for amdv1 and x86-64, 40 for arm32 and mali, 32 for
+    /// armv7s].
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
     /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
     #[arg(long)]
     pub ttbr1: bool,
-    /// (arm64, armv7s) Set the non-secure bits (stage 1 only on arm64).
+    /// (arm64, arm32, armv7s) Set the non-secure bits (stage 1 only on arm64 and arm32).
     #[arg(long)]
     pub ns: bool,
-    /// (arm64) Do not use contiguous-hint runs.
+    /// (arm64, arm32) Do not use contiguous-hint runs.
     #[arg(long)]
     pub no_contig: bool,
-    /// (arm64) The IOMMU's table walks do not snoop the CPU caches.
+    /// (arm64, arm32) The IOMMU's table walks do not snoop the CPU caches.
     #[arg(long)]
     pub incoherent_walk: bool,
+    /// (mali) The GPU's table walks are coherent with the CPU caches.
+    #[arg(long)]
+    pub coherent_walk: bool,
     /// (amdv1) Levels at creation [default: 3]; (x86-64) 4 or 5 [default: 4].
     #[arg(long, value_name = "N")]
     pub levels: Option<u32>,
@@ -117,6 +136,12 @@ pub struct FormatOptions {
 pub enum AnyFormat {
     /// `arm64-s1` or `arm64-s2`.
     ArmLpae(ArmLpae),
+    /// `arm64-s1` or `arm64-s2` with `--oas 52`.
+    ArmLpae52(ArmLpae52),
+    /// `arm32-s1` or `arm32-s2`.
+    Arm32Lpae(Arm32Lpae),
+    /// `mali`.
+    MaliLpae(MaliLpae),
     /// `amdv1`.
     AmdV1(AmdV1),
     /// `x86-64`.
@@ -159,16 +184,22 @@ impl From<Error> for BuildError {
 
 impl FormatOptions {
     /// The options that were given, each with the formats it applies to.
-    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 11] {
+    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 12] {
         const ARM: &[FormatName] = &[S1, S2];
+        const LPAE: &[FormatName] = &[S1, S2, A32S1, A32S2];
         [
             ("granule", self.granule.is_some(), ARM),
-            ("ias", self.ias.is_some(), ARM),
-            ("oas", self.oas.is_some(), &[S1, S2, Amd, X86, V7s]),
+            ("ias", self.ias.is_some(), LPAE),
+            (
+                "oas",
+                self.oas.is_some(),
+                &[S1, S2, Amd, X86, V7s, A32S1, A32S2, MaliGpu],
+            ),
             ("ttbr1", self.ttbr1, ARM),
-            ("ns", self.ns, &[S1, S2, V7s]),
-            ("no-contig", self.no_contig, ARM),
-            ("incoherent-walk", self.incoherent_walk, ARM),
+            ("ns", self.ns, &[S1, S2, V7s, A32S1, A32S2]),
+            ("no-contig", self.no_contig, LPAE),
+            ("incoherent-walk", self.incoherent_walk, LPAE),
+            ("coherent-walk", self.coherent_walk, &[MaliGpu]),
             ("levels", self.levels.is_some(), &[Amd, X86]),
             ("max-levels", self.max_levels.is_some(), &[Amd]),
             ("no-dynamic-top", self.no_dynamic_top, &[Amd]),
@@ -209,8 +240,63 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
                 ttbr1: opts.ttbr1,
                 ns: opts.ns,
             };
-            let fmt = ArmLpae::new(cfg)?;
-            (arm_summary(&cfg, &fmt), AnyFormat::ArmLpae(fmt))
+            if cfg.oas == 52 {
+                let fmt = ArmLpae52::new(cfg)?;
+                (
+                    arm_summary(&cfg, fmt.start_level_arm(), false),
+                    AnyFormat::ArmLpae52(fmt),
+                )
+            } else {
+                let fmt = ArmLpae::new(cfg)?;
+                (
+                    arm_summary(&cfg, fmt.start_level_arm(), false),
+                    AnyFormat::ArmLpae(fmt),
+                )
+            }
+        }
+        A32S1 | A32S2 => {
+            let defaults = Arm32LpaeConfig::default();
+            let cfg = Arm32LpaeConfig {
+                stage: if name == A32S1 { Stage::S1 } else { Stage::S2 },
+                ias: opts.ias.unwrap_or(defaults.ias),
+                oas: opts.oas.unwrap_or(defaults.oas),
+                contiguous: !opts.no_contig,
+                coherent_walk: !opts.incoherent_walk,
+                ns: opts.ns,
+            };
+            let fmt = Arm32Lpae::new(cfg)?;
+            let arm = ArmLpaeConfig {
+                stage: cfg.stage,
+                granule: Granule::K4,
+                ias: cfg.ias,
+                oas: cfg.oas,
+                contiguous: cfg.contiguous,
+                coherent_walk: cfg.coherent_walk,
+                ttbr1: false,
+                ns: cfg.ns,
+            };
+            (
+                arm_summary(&arm, fmt.start_level_arm(), true),
+                AnyFormat::Arm32Lpae(fmt),
+            )
+        }
+        MaliGpu => {
+            let defaults = MaliLpaeConfig::default();
+            let cfg = MaliLpaeConfig {
+                oas: opts.oas.unwrap_or(defaults.oas),
+                coherent_walk: opts.coherent_walk,
+            };
+            let fmt = MaliLpae::new(cfg)?;
+            let summary = format!(
+                "4K granule, ias 48, oas {}, 4 levels, {} walk",
+                cfg.oas,
+                if cfg.coherent_walk {
+                    "coherent"
+                } else {
+                    "non-coherent"
+                }
+            );
+            (summary, AnyFormat::MaliLpae(fmt))
         }
         Amd => {
             let defaults = AmdV1Config::default();
@@ -294,20 +380,22 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
     })
 }
 
-/// The one-line description of an ARM64 LPAE configuration.
-fn arm_summary(cfg: &ArmLpaeConfig, fmt: &ArmLpae) -> String {
+/// The one-line description of an ARM LPAE configuration whose walk starts at ARM level
+/// `start_level` (an AArch32 one when `aarch32`).
+fn arm_summary(cfg: &ArmLpaeConfig, start_level: u32, aarch32: bool) -> String {
     let stage = match cfg.stage {
         Stage::S1 => "stage 1",
         Stage::S2 => "stage 2",
     };
     let mut s = format!(
-        "{stage}, {} granule, ias {}, oas {}, start level {}",
+        "{}{stage}, {} granule, ias {}, oas {}, start level {}",
+        if aarch32 { "AArch32 " } else { "" },
         units::size(1 << cfg.granule.lg2()),
         cfg.ias,
         cfg.oas,
-        fmt.start_level_arm()
+        start_level
     );
-    if cfg.stage == Stage::S1 {
+    if cfg.stage == Stage::S1 && !aarch32 {
         s.push_str(if cfg.ttbr1 { ", TTBR1" } else { ", TTBR0" });
     }
     s.push_str(if cfg.contiguous {

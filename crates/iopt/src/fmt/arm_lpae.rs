@@ -494,9 +494,10 @@ impl<F: Flavour> Lpae<F> {
     fn block_ok(&self, level: u32) -> bool {
         match self.cfg.granule {
             Granule::K4 => level == 1 || level == 2,
-            Granule::K16 => level == 1,
-            // 4 TiB blocks at ARM level 1 only with a 52-bit output address.
-            Granule::K64 => level == 1 || (F::PA52 && level == 2),
+            // 4 TiB blocks at ARM level 1 only with a 52-bit output address. (A guard,
+            // so that without it the 16K and 64K arms stay one.)
+            Granule::K64 if F::PA52 => level == 1 || level == 2,
+            Granule::K16 | Granule::K64 => level == 1,
         }
     }
 
