@@ -429,3 +429,76 @@ fn end_to_end_across_2_pow_48() {
     t.sync(&mut g);
     assert_eq!(t.mem_stats().pages, 1);
 }
+
+/// The 52-bit descriptor address field, written independently of the format: bits
+/// 47:16 in place, 51:48 in 15:12.
+fn oracle_field(pa: u64) -> u64 {
+    (pa & 0x0000_ffff_ffff_0000) | ((pa >> 48) & 0xf) << 12
+}
+
+/// The inverse of [`oracle_field`] for a table or page descriptor.
+fn oracle_pa(pte: u64) -> u64 {
+    (pte & 0x0000_ffff_ffff_0000) | ((pte >> 12) & 0xf) << 48
+}
+
+/// Seeded mixes of page ranges whose outputs straddle 2^48 and 2^49 (at every offset
+/// from 64K to 4M around the boundary, single pages and 2M runs): every page's raw
+/// descriptor, found by walking the memory image with the oracle, and every translation.
+#[test]
+fn seeded_ranges_across_oa_boundaries() {
+    let mut x = 0x5eed_u64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for round in 0..24 {
+        let base = 0x000f_ffff_ff00_0000;
+        let mut t =
+            Table::new(fmt(Stage::S1, 48), ArenaMemory::new(base, 4 << 20), NoFlush).unwrap();
+        let boundary = if round % 2 == 0 { P48 } else { 2 * P48 };
+        let mut ranges = Vec::new();
+        for slot in 0..6u64 {
+            // Output start 64K..4M below the boundary, optionally 2M-aligned (runs).
+            let below = if next(2) == 0 {
+                (1 + next(2)) * M2
+            } else {
+                (1 + next(64)) * K64
+            };
+            let pa = boundary - below;
+            let len = below + (1 + next(64)) * K64;
+            // Half the ranges are congruent modulo 2M (runs), half one page off (single
+            // pages straddling the boundary within one fresh table).
+            let shift = next(2) * K64;
+            let iova = 0x10_0000_0000 * (slot + 1) + (pa % M2) + shift;
+            t.map(iova, pa, len, RW).unwrap();
+            ranges.push((iova, pa, len));
+        }
+        let m = t.memory();
+        let root = t.info().root_pa;
+        for &(iova, pa, len) in &ranges {
+            for off in (0..len).step_by(K64 as usize) {
+                let va = iova + off;
+                let tr = t.translate(va + 0x10).unwrap();
+                assert_eq!(tr.pa, pa + off + 0x10, "{va:#x}");
+                // Walk the image: top (ARM level 1) -> level 2 -> level 3.
+                let e1 = m.read_u64(root + (va >> 42) * 8).unwrap();
+                assert_eq!(e1 & 0b11, 0b11);
+                let e2 = m.read_u64(oracle_pa(e1) + ((va >> 29) & 8191) * 8).unwrap();
+                assert_eq!(e2 & 0b11, 0b11);
+                let e3 = m.read_u64(oracle_pa(e2) + ((va >> 16) & 8191) * 8).unwrap();
+                let cont = if tr.size == M2 { 1 << 52 } else { 0 };
+                assert_eq!(e3, cont | oracle_field(pa + off) | 0xe43, "{va:#x}");
+            }
+        }
+        let mut g = Gather::new();
+        for &(iova, _, len) in &ranges {
+            let end = (iova + len).next_multiple_of(M2);
+            let start = iova & !(M2 - 1);
+            let _ = t.unmap(start, end - start, &mut g).unwrap();
+        }
+        t.sync(&mut g);
+        assert_eq!(t.mem_stats().pages, 1);
+    }
+}

@@ -1,5 +1,5 @@
-//! Arm Mali "LPAE" GPU page tables (Midgard and Bifrost GPUs in their legacy
-//! address-space mode).
+//! Arm Mali "LPAE" GPU page tables: the legacy address-space format of Midgard and
+//! Bifrost GPUs, as panfrost programs it.
 //!
 //! This is Linux's `io-pgtable-arm.c` `ARM_MALI_LPAE` (`arm_mali_lpae_alloc_pgtable`,
 //! and the Mali cases of `iopte_leaf()`, `__arm_lpae_init_pte()` and
@@ -16,7 +16,8 @@
 //! 4 levels and a 48-bit input (Linux: "Mali seems to need a full 4-level table
 //! regardless of IAS"), every table 512 entries; leaves of 4 KiB (level 0), 2 MiB
 //! (level 1) and 1 GiB (level 2); output addresses up to 40 bits. No contiguous runs:
-//! Mali descriptors have no contiguous hint and Linux never writes bit 52.
+//! the Mali entry bits (kbase's list) have no contiguous hint and Linux never writes
+//! bit 52, so bit 52 is not interpreted.
 //!
 //! # Entries
 //! | bits  | table entry | leaf (any level)                                            |
