@@ -40,10 +40,11 @@
 //! Walk attributes: inner-shareable write-back write-allocate with
 //! [`Arm32LpaeConfig::coherent_walk`], else outer-shareable non-cacheable.
 //!
-//! Linux's arm-smmu writes T0SZ as `64 - ias` into a 6-bit field, so its stage-1 TCR
-//! for a 32-bit input also has bit 5 set (0x20), and its stage-2 VTCR carries the
-//! AArch64 PS field (0b010 at bits 18:16); both are RES0 in the AArch32 layouts, and the
-//! words here leave them clear. Its SMMUv2-only TCR2 (PASize, SEP) is not reported.
+//! Linux's arm-smmu writes T0SZ as `64 - ias` into a 6-bit field: the low bits are the
+//! AArch32 T0SZ (and S), but for every input of 32 bits or less bit 5 is set as well
+//! (`64 - ias` is 32..=39), and its stage-2 VTCR also carries the AArch64 PS field (0b010
+//! at bits 18:16). Those bits are RES0 in the AArch32 layouts; the words here leave them
+//! clear. The SMMUv2-only TCR2 (PASize, SEP) is not reported.
 //!
 //! Not implemented: TTBR1 (split address spaces; the AArch32 TTBR1 region is not
 //! the top of a 64-bit space), and the AArch32 short-descriptor format (that is
