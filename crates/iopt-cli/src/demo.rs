@@ -21,9 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm_lpae::{ArmLpae, ArmLpae52, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
 use iopt::fmt::dart::{Dart, DartConfig};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
@@ -113,6 +115,19 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
             ..RiscvConfig::default()
         }))
     };
+    let arm52 = config(ArmLpae52::new(ArmLpaeConfig {
+        granule: Granule::K64,
+        oas: 52,
+        ..ArmLpaeConfig::default()
+    }))?;
+    let arm32 = |stage, ias| {
+        config(Arm32Lpae::new(Arm32LpaeConfig {
+            stage,
+            ias,
+            ..Arm32LpaeConfig::default()
+        }))
+    };
+    let mali = config(MaliLpae::new(MaliLpaeConfig::default()))?;
 
     let rows = vec![
         run_table("arm64-s1/4K", arm(Stage::S1, Granule::K4, 48)?, seed, ops)?,
@@ -141,6 +156,10 @@ pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
         )?,
         run_table("riscv/sv39", riscv(3)?, seed, ops)?,
         run_table("riscv/sv57", riscv(5)?, seed, ops)?,
+        run_table("arm64-s1/64K/oas52", arm52, seed, ops)?,
+        run_table("arm32-s1", arm32(Stage::S1, 32)?, seed, ops)?,
+        run_table("arm32-s2/ias40", arm32(Stage::S2, 40)?, seed, ops)?,
+        run_table("mali", mali, seed, ops)?,
     ];
     Ok(Report { seed, ops, rows })
 }
@@ -749,7 +768,7 @@ mod tests {
     #[test]
     fn short_demo_passes() {
         let report = run(1, 200).expect("every check passes");
-        assert_eq!(report.rows.len(), 16);
+        assert_eq!(report.rows.len(), 20);
         assert!(report.rows.iter().all(|r| r.end_pages == 1));
     }
 

@@ -8,9 +8,11 @@
 use clap::{Args, ValueEnum};
 use iopt::Error;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm_lpae::{ArmLpae, ArmLpae52, ArmLpaeConfig, Granule, Stage};
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
 use iopt::fmt::dart::{Dart, DartConfig, DartRegs, DartVersion};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
@@ -21,6 +23,7 @@ use FormatName::{
     AmdV1 as Amd, Arm64S1 as S1, Arm64S2 as S2, ArmV7s as V7s, Dart as DartName, Riscv as RiscV,
     X86_64 as X86,
 };
+use FormatName::{Arm32S1 as A32S1, Arm32S2 as A32S2, Mali as MaliGpu};
 
 /// The formats the command line offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,6 +52,15 @@ pub enum FormatName {
     /// RISC-V Sv39/Sv48/Sv57 (RISC-V IOMMU first stage).
     #[value(name = "riscv")]
     Riscv,
+    /// ARM32 LPAE (AArch32 long descriptors) stage 1.
+    #[value(name = "arm32-s1")]
+    Arm32S1,
+    /// ARM32 LPAE (AArch32 long descriptors) stage 2.
+    #[value(name = "arm32-s2")]
+    Arm32S2,
+    /// Arm Mali GPU LPAE format (panfrost).
+    #[value(name = "mali")]
+    Mali,
 }
 
 impl FormatName {
@@ -63,6 +75,9 @@ impl FormatName {
             FormatName::VtdSs => "vtd-ss",
             FormatName::Dart => "dart",
             FormatName::Riscv => "riscv",
+            FormatName::Arm32S1 => "arm32-s1",
+            FormatName::Arm32S2 => "arm32-s2",
+            FormatName::Mali => "mali",
         }
     }
 }
@@ -119,25 +134,30 @@ pub struct FormatOptions {
     /// (arm64, dart) Translation granule [default: 4k for arm64, 16k for dart].
     #[arg(long, value_enum)]
     pub granule: Option<GranuleArg>,
-    /// (arm64, dart) Input address size in bits [default: 48 for arm64, 32 for dart].
+    /// (arm64, arm32, dart) Input address size in bits [default: 48 for arm64, 32 for
+    /// arm32 and dart].
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
-    /// Output address size in bits [default: 48 for arm64, 52 for amdv1, x86-64 and
-    /// vtd-ss, 32 for armv7s, 36 for dart v1, 42 for dart v2, 56 for riscv].
+    /// Output address size in bits [default: 48 for arm64 (52 selects the 52-bit
+    /// format, 64k granule only), 52 for amdv1, x86-64 and vtd-ss, 40 for arm32 and
+    /// mali, 32 for armv7s, 36 for dart v1, 42 for dart v2, 56 for riscv].
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
     /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
     #[arg(long)]
     pub ttbr1: bool,
-    /// (arm64, armv7s) Set the non-secure bits (stage 1 only on arm64).
+    /// (arm64, arm32, armv7s) Set the non-secure bits (stage 1 only on arm64 and arm32).
     #[arg(long)]
     pub ns: bool,
-    /// (arm64) Do not use contiguous-hint runs.
+    /// (arm64, arm32) Do not use contiguous-hint runs.
     #[arg(long)]
     pub no_contig: bool,
-    /// (arm64) The IOMMU's table walks do not snoop the CPU caches.
+    /// (arm64, arm32) The IOMMU's table walks do not snoop the CPU caches.
     #[arg(long)]
     pub incoherent_walk: bool,
+    /// (mali) The GPU's table walks are coherent with the CPU caches.
+    #[arg(long)]
+    pub coherent_walk: bool,
     /// (amdv1) Levels at creation [default: 3]; (x86-64) 4 or 5 [default: 4]; (vtd-ss)
     /// 3, 4 or 5 [default: 4]; (riscv) 3, 4 or 5 for Sv39, Sv48, Sv57 [default: 4].
     #[arg(long, value_name = "N")]
@@ -181,6 +201,12 @@ pub struct FormatOptions {
 pub enum AnyFormat {
     /// `arm64-s1` or `arm64-s2`.
     ArmLpae(ArmLpae),
+    /// `arm64-s1` or `arm64-s2` with `--oas 52`.
+    ArmLpae52(ArmLpae52),
+    /// `arm32-s1` or `arm32-s2`.
+    Arm32Lpae(Arm32Lpae),
+    /// `mali`.
+    MaliLpae(MaliLpae),
     /// `amdv1`.
     AmdV1(AmdV1),
     /// `x86-64`.
@@ -229,20 +255,24 @@ impl From<Error> for BuildError {
 
 impl FormatOptions {
     /// The options that were given, each with the formats it applies to.
-    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 18] {
+    fn given(&self) -> [(&'static str, bool, &'static [FormatName]); 19] {
         const ARM: &[FormatName] = &[S1, S2];
+        const LPAE: &[FormatName] = &[S1, S2, A32S1, A32S2];
         [
             ("granule", self.granule.is_some(), &[S1, S2, DartName]),
-            ("ias", self.ias.is_some(), &[S1, S2, DartName]),
+            ("ias", self.ias.is_some(), &[S1, S2, A32S1, A32S2, DartName]),
             (
                 "oas",
                 self.oas.is_some(),
-                &[S1, S2, Amd, X86, V7s, Vtd, DartName, RiscV],
+                &[
+                    S1, S2, Amd, X86, V7s, Vtd, DartName, RiscV, A32S1, A32S2, MaliGpu,
+                ],
             ),
             ("ttbr1", self.ttbr1, ARM),
-            ("ns", self.ns, &[S1, S2, V7s]),
-            ("no-contig", self.no_contig, ARM),
-            ("incoherent-walk", self.incoherent_walk, ARM),
+            ("ns", self.ns, &[S1, S2, V7s, A32S1, A32S2]),
+            ("no-contig", self.no_contig, LPAE),
+            ("incoherent-walk", self.incoherent_walk, LPAE),
+            ("coherent-walk", self.coherent_walk, &[MaliGpu]),
             ("levels", self.levels.is_some(), &[Amd, X86, Vtd, RiscV]),
             ("max-levels", self.max_levels.is_some(), &[Amd]),
             ("no-dynamic-top", self.no_dynamic_top, &[Amd]),
@@ -290,8 +320,63 @@ pub fn build(name: FormatName, opts: &FormatOptions) -> Result<Selected, BuildEr
                 ttbr1: opts.ttbr1,
                 ns: opts.ns,
             };
-            let fmt = ArmLpae::new(cfg)?;
-            (arm_summary(&cfg, &fmt), AnyFormat::ArmLpae(fmt))
+            if cfg.oas == 52 {
+                let fmt = ArmLpae52::new(cfg)?;
+                (
+                    arm_summary(&cfg, fmt.start_level_arm(), false),
+                    AnyFormat::ArmLpae52(fmt),
+                )
+            } else {
+                let fmt = ArmLpae::new(cfg)?;
+                (
+                    arm_summary(&cfg, fmt.start_level_arm(), false),
+                    AnyFormat::ArmLpae(fmt),
+                )
+            }
+        }
+        A32S1 | A32S2 => {
+            let defaults = Arm32LpaeConfig::default();
+            let cfg = Arm32LpaeConfig {
+                stage: if name == A32S1 { Stage::S1 } else { Stage::S2 },
+                ias: opts.ias.unwrap_or(defaults.ias),
+                oas: opts.oas.unwrap_or(defaults.oas),
+                contiguous: !opts.no_contig,
+                coherent_walk: !opts.incoherent_walk,
+                ns: opts.ns,
+            };
+            let fmt = Arm32Lpae::new(cfg)?;
+            let arm = ArmLpaeConfig {
+                stage: cfg.stage,
+                granule: Granule::K4,
+                ias: cfg.ias,
+                oas: cfg.oas,
+                contiguous: cfg.contiguous,
+                coherent_walk: cfg.coherent_walk,
+                ttbr1: false,
+                ns: cfg.ns,
+            };
+            (
+                arm_summary(&arm, fmt.start_level_arm(), true),
+                AnyFormat::Arm32Lpae(fmt),
+            )
+        }
+        MaliGpu => {
+            let defaults = MaliLpaeConfig::default();
+            let cfg = MaliLpaeConfig {
+                oas: opts.oas.unwrap_or(defaults.oas),
+                coherent_walk: opts.coherent_walk,
+            };
+            let fmt = MaliLpae::new(cfg)?;
+            let summary = format!(
+                "4K granule, ias 48, oas {}, 4 levels, {} walk",
+                cfg.oas,
+                if cfg.coherent_walk {
+                    "coherent"
+                } else {
+                    "non-coherent"
+                }
+            );
+            (summary, AnyFormat::MaliLpae(fmt))
         }
         Amd => {
             let defaults = AmdV1Config::default();
@@ -488,20 +573,22 @@ fn riscv_summary(cfg: &RiscvConfig) -> String {
     s
 }
 
-/// The one-line description of an ARM64 LPAE configuration.
-fn arm_summary(cfg: &ArmLpaeConfig, fmt: &ArmLpae) -> String {
+/// The one-line description of an ARM LPAE configuration whose walk starts at ARM level
+/// `start_level` (an AArch32 one when `aarch32`).
+fn arm_summary(cfg: &ArmLpaeConfig, start_level: u32, aarch32: bool) -> String {
     let stage = match cfg.stage {
         Stage::S1 => "stage 1",
         Stage::S2 => "stage 2",
     };
     let mut s = format!(
-        "{stage}, {} granule, ias {}, oas {}, start level {}",
+        "{}{stage}, {} granule, ias {}, oas {}, start level {}",
+        if aarch32 { "AArch32 " } else { "" },
         units::size(1 << cfg.granule.lg2()),
         cfg.ias,
         cfg.oas,
-        fmt.start_level_arm()
+        start_level
     );
-    if cfg.stage == Stage::S1 {
+    if cfg.stage == Stage::S1 && !aarch32 {
         s.push_str(if cfg.ttbr1 { ", TTBR1" } else { ", TTBR0" });
     }
     s.push_str(if cfg.contiguous {

@@ -40,6 +40,9 @@ pub fn describe_any(selected: &Selected) -> Result<Report, iopt::Error> {
     let summary = &selected.summary;
     match selected.format {
         AnyFormat::ArmLpae(f) => describe(f, name, summary),
+        AnyFormat::ArmLpae52(f) => describe(f, name, summary),
+        AnyFormat::Arm32Lpae(f) => describe(f, name, summary),
+        AnyFormat::MaliLpae(f) => describe(f, name, summary),
         AnyFormat::AmdV1(f) => describe(f, name, summary),
         AnyFormat::X86_64(f) => describe(f, name, summary),
         AnyFormat::ArmV7s(f) => describe(f, name, summary),

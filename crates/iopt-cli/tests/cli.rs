@@ -426,7 +426,7 @@ fn options_for_other_formats_are_usage_errors() {
 }
 
 /// The labels of the demonstration's tables, in order.
-const DEMO_TABLES: [&str; 16] = [
+const DEMO_TABLES: [&str; 20] = [
     "arm64-s1/4K",
     "arm64-s1/16K",
     "arm64-s1/64K",
@@ -443,13 +443,18 @@ const DEMO_TABLES: [&str; 16] = [
     "dart/v2/t8110/ias42",
     "riscv/sv39",
     "riscv/sv57",
+    "arm64-s1/64K/oas52",
+    "arm32-s1",
+    "arm32-s2/ias40",
+    "mali",
 ];
 
 /// Checks a demonstration report: one row per table with consistent counts, only the
 /// top table left at the end, and the final verdict.
 fn check_demo(text: &str, ops: u64) {
     for (label, levels) in DEMO_TABLES.iter().zip([
-        "4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5", "2", "2", "2", "3", "3", "5",
+        "4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5", "2", "2", "2", "3", "3", "5", "3",
+        "3", "3", "4",
     ]) {
         let row: Vec<&str> = text
             .lines()
@@ -476,7 +481,7 @@ fn check_demo(text: &str, ops: u64) {
     assert!(
         text.lines()
             .last()
-            .is_some_and(|l| l.starts_with("all checks passed: 16 tables,")),
+            .is_some_and(|l| l.starts_with("all checks passed: 20 tables,")),
         "{text}"
     );
 }
@@ -497,4 +502,59 @@ fn demo_with_seed_is_reproducible() {
     check_demo(&text, 300);
     assert_eq!(stdout_of(&args), text);
     assert_ne!(stdout_of(&["demo", "--seed", "8", "--ops", "300"]), text);
+}
+
+/// The LPAE family members: ARM32, Mali, and ARM64 with a 52-bit output.
+#[test]
+fn info_lpae_family() {
+    let a32 = info(&["--format", "arm32-s1"]);
+    assert_eq!(a32("format"), "arm32-s1 (arm32-lpae)");
+    assert_eq!(a32("levels"), "3");
+    assert_eq!(a32("top table"), "4 entries, 64B");
+    assert_eq!(a32("page sizes"), "4K 64K 2M 32M 1G (bitmap 0x42211000)");
+    // EAE | EPD1 | SH0 inner | ORGN0 = IRGN0 = WBWA | T0SZ 0.
+    assert_eq!(a32("TTBCR"), "0x80803500");
+    assert_eq!(a32("MAIR0"), "0xf404ff44");
+    assert_eq!(a32("MAIR1"), "0x0");
+
+    let s2 = info(&["--format", "arm32-s2", "--ias", "40", "--incoherent-walk"]);
+    assert_eq!(s2("top table"), "1024 entries, 8K (2 concatenated tables)");
+    // RES1 | SH0 outer | SL0 level 1 | S + T0SZ (-8).
+    assert_eq!(s2("VTCR"), "0x80002058");
+
+    let mali = info(&["--format", "mali", "--coherent-walk"]);
+    assert_eq!(mali("format"), "mali (mali)");
+    assert_eq!(mali("levels"), "4");
+    assert_eq!(mali("page sizes"), "4K 2M 1G (bitmap 0x40201000)");
+    assert_eq!(mali("TRANSTAB"), "0x80000017");
+    assert_eq!(mali("MEMATTR"), "0x888d88");
+
+    let a52 = info(&["--format", "arm64-s1", "--granule", "64k", "--oas", "52"]);
+    assert_eq!(a52("format"), "arm64-s1 (arm64-lpae52)");
+    assert_eq!(a52("oa bits"), "52");
+    assert_eq!(
+        a52("page sizes"),
+        "64K 2M 512M 16G 4T (bitmap 0x40420210000)"
+    );
+    // T0SZ 16, TG0 64K, EPD1, IPS 0b110.
+    assert_eq!(a52("TCR"), "0x600807510");
+
+    let e = failure(&["info", "--format", "arm64-s1", "--oas", "52"], 1);
+    assert!(e.contains("oas 52 needs the 64K granule (FEAT_LPA)"), "{e}");
+    let e = failure(&["info", "--format", "arm32-s1", "--ias", "40"], 1);
+    assert!(e.contains("ias must be 25..=32 at stage 1"), "{e}");
+    let e = failure(&["info", "--format", "mali", "--oas", "48"], 1);
+    assert!(e.contains("oas must be 32..=40"), "{e}");
+    let e = failure(&["info", "--format", "mali", "--ias", "39"], 2);
+    assert!(e.contains("--ias does not apply to --format mali"), "{e}");
+    let e = failure(&["info", "--format", "arm32-s1", "--granule", "64k"], 2);
+    assert!(
+        e.contains("--granule does not apply to --format arm32-s1"),
+        "{e}"
+    );
+    let e = failure(&["info", "--format", "arm64-s1", "--coherent-walk"], 2);
+    assert!(
+        e.contains("--coherent-walk does not apply to --format arm64-s1"),
+        "{e}"
+    );
 }

@@ -17,6 +17,10 @@ use iopt::fmt::riscv::{Riscv, RiscvConfig};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, TableMemory};
+// LPAE family members (appended).
+use iopt::fmt::arm_lpae::ArmLpae52;
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 use iopt::{
     Error, FlushOps, Format, Gather, HwWords, Info, NoFlush, PageTable, Prot, Pte, Translation,
     VaMode,
@@ -195,6 +199,68 @@ fn riscv_cfgs() -> Vec<(&'static str, Riscv)> {
     .collect()
 }
 
+fn arm_lpae52_cfgs() -> Vec<(&'static str, ArmLpae52)> {
+    use Granule::K64;
+    use Stage::*;
+    [
+        ("arm52-s1-64k-48", arm(S1, K64, 48, 52)),
+        ("arm52-s1-64k-52", arm(S1, K64, 52, 52)),
+        ("arm52-s2-64k-44", arm(S2, K64, 44, 52)),
+        (
+            "arm52-s1-ttbr1-64k-42",
+            ArmLpaeConfig {
+                ttbr1: true,
+                ..arm(S1, K64, 42, 52)
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(n, c)| (n, ArmLpae52::new(c).unwrap_or_else(|e| panic!("{n}: {e}"))))
+    .collect()
+}
+
+fn arm32(stage: Stage, ias: u32, oas: u32) -> Arm32LpaeConfig {
+    Arm32LpaeConfig {
+        stage,
+        ias,
+        oas,
+        ..Arm32LpaeConfig::default()
+    }
+}
+
+fn arm32_lpae_cfgs() -> Vec<(&'static str, Arm32Lpae)> {
+    use Stage::*;
+    [
+        ("arm32-s1-32", arm32(S1, 32, 40)),
+        ("arm32-s1-30-oa32", arm32(S1, 30, 32)),
+        ("arm32-s2-40", arm32(S2, 40, 40)),
+        (
+            "arm32-s2-39-nocontig",
+            Arm32LpaeConfig {
+                contiguous: false,
+                ..arm32(S2, 39, 36)
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(n, c)| (n, Arm32Lpae::new(c).unwrap_or_else(|e| panic!("{n}: {e}"))))
+    .collect()
+}
+
+fn mali_cfgs() -> Vec<(&'static str, MaliLpae)> {
+    vec![
+        ("mali", MaliLpae::new(MaliLpaeConfig::default()).unwrap()),
+        (
+            "mali-oa32-coherent",
+            MaliLpae::new(MaliLpaeConfig {
+                oas: 32,
+                coherent_walk: true,
+            })
+            .unwrap(),
+        ),
+    ]
+}
+
 /// One `#[test]` per format family for the generic check `$check(name, fmt)`.
 macro_rules! per_family {
     ($check:ident) => {
@@ -239,6 +305,24 @@ macro_rules! per_family {
             #[test]
             fn riscv() {
                 for (name, f) in riscv_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn arm64_lpae52() {
+                for (name, f) in arm_lpae52_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn arm32_lpae() {
+                for (name, f) in arm32_lpae_cfgs() {
+                    super::$check(name, f);
+                }
+            }
+            #[test]
+            fn mali() {
+                for (name, f) in mali_cfgs() {
                     super::$check(name, f);
                 }
             }
@@ -1128,7 +1212,12 @@ fn bad_config_arm_lpae() {
     bad(arm(S1, K4, 31, 48), "ias must be 32..=48");
     bad(arm(S1, K4, 49, 48), "ias must be 32..=48");
     bad(arm(S1, K4, 48, 31), "oas must be 32..=48");
-    bad(arm(S1, K4, 48, 52), "oas must be 32..=48");
+    bad(arm(S1, K4, 48, 53), "oas must be 32..=48");
+    bad(
+        arm(S1, K64, 48, 52),
+        "oas 52 needs the 52-bit format ArmLpae52 (64K granule only); ArmLpae stores at \
+         most 48 output-address bits",
+    );
     let ps = "oas must be 32, 36, 40, 42, 44 or 48 (the TCR.IPS / VTCR.PS encodings)";
     bad(arm(S1, K4, 48, 38), ps);
     bad(arm(S2, K16, 40, 33), ps);
@@ -1341,6 +1430,78 @@ fn bad_config_riscv() {
     }
     for oa_bits in [0, 31, 57, 64] {
         bad(riscv(4, oa_bits), "oa_bits must be 32..=56");
+    }
+}
+
+#[test]
+fn bad_config_arm_lpae52() {
+    let bad = |c: ArmLpaeConfig, msg: &'static str| {
+        assert_eq!(ArmLpae52::new(c), Err(Error::BadConfig(msg)), "{c:?}");
+    };
+    use Granule::*;
+    use Stage::*;
+    let lpa2 = "oas 52 needs the 64K granule (FEAT_LPA); 52-bit output with the 4K or 16K \
+                granule needs FEAT_LPA2, which is not implemented";
+    bad(arm(S1, K4, 48, 52), lpa2);
+    bad(arm(S2, K16, 48, 52), lpa2);
+    bad(
+        arm(S1, K64, 48, 48),
+        "ArmLpae52 needs oas 52 (use ArmLpae for oas 32..=48)",
+    );
+    bad(arm(S1, K64, 31, 52), "ias must be 32..=52");
+    bad(arm(S2, K64, 53, 52), "ias must be 32..=52");
+    bad(
+        ArmLpaeConfig {
+            ttbr1: true,
+            ..arm(S2, K64, 48, 52)
+        },
+        "ttbr1 is a stage 1 option",
+    );
+    bad(
+        ArmLpaeConfig {
+            ns: true,
+            ..arm(S2, K64, 48, 52)
+        },
+        "ns is a stage 1 option",
+    );
+}
+
+#[test]
+fn bad_config_arm32_lpae() {
+    let bad = |c: Arm32LpaeConfig, msg: &'static str| {
+        assert_eq!(Arm32Lpae::new(c), Err(Error::BadConfig(msg)), "{c:?}");
+    };
+    use Stage::*;
+    let s1 = "ias must be 25..=32 at stage 1 (TTBCR.T0SZ 0..=7)";
+    bad(arm32(S1, 24, 40), s1);
+    bad(arm32(S1, 33, 40), s1);
+    let s2 = "ias must be 25..=40 at stage 2 (VTCR.T0SZ -8..=7)";
+    bad(arm32(S2, 24, 40), s2);
+    bad(arm32(S2, 41, 40), s2);
+    let oas = "oas must be 32, 36 or 40 (LPAE output addresses are at most 40 bits)";
+    bad(arm32(S1, 32, 48), oas);
+    bad(arm32(S2, 40, 34), oas);
+    bad(
+        Arm32LpaeConfig {
+            ns: true,
+            ..arm32(S2, 40, 40)
+        },
+        "ns is a stage 1 option",
+    );
+}
+
+#[test]
+fn bad_config_mali() {
+    for oas in [31, 41, 48] {
+        let c = MaliLpaeConfig {
+            oas,
+            ..MaliLpaeConfig::default()
+        };
+        assert_eq!(
+            MaliLpae::new(c),
+            Err(Error::BadConfig("oas must be 32..=40")),
+            "{c:?}"
+        );
     }
 }
 

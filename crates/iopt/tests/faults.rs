@@ -27,6 +27,10 @@ use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, FaultyMemory, TableMemory};
 use iopt::{Error, Format, Gather, Info, NoFlush, PageTable, Prot, Pte, Table, VaMode};
+// LPAE family members (appended).
+use iopt::fmt::arm_lpae::ArmLpae52;
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 
 const ARENA_BASE: u64 = 0x4000_0000;
 const ARENA_BYTES: usize = 4 << 20;
@@ -1161,4 +1165,45 @@ fn riscv_sv57_low_half() {
     })
     .unwrap();
     sweep("riscv-sv57-low", fmt, 13);
+}
+
+/// ARM64 with 52-bit output addresses (64K granule, 52-bit input).
+#[test]
+fn arm52_s1_64k() {
+    let fmt = ArmLpae52::new(ArmLpaeConfig {
+        granule: Granule::K64,
+        ias: 52,
+        oas: 52,
+        ..ArmLpaeConfig::default()
+    })
+    .unwrap();
+    sweep("arm52-s1-64k-52", fmt, 11);
+}
+
+/// ARM32 LPAE stage 1 (32-bit input, a 4-entry top).
+#[test]
+fn arm32_s1() {
+    let fmt = Arm32Lpae::new(Arm32LpaeConfig::default()).unwrap();
+    sweep("arm32-s1-32", fmt, 12);
+}
+
+/// ARM32 LPAE stage 2 with two concatenated top tables (40-bit IPA).
+#[test]
+fn arm32_s2_concatenated() {
+    let fmt = Arm32Lpae::new(Arm32LpaeConfig {
+        stage: Stage::S2,
+        ias: 40,
+        ..Arm32LpaeConfig::default()
+    })
+    .unwrap();
+    sweep("arm32-s2-40", fmt, 13);
+}
+
+#[test]
+fn mali() {
+    sweep(
+        "mali",
+        MaliLpae::new(MaliLpaeConfig::default()).unwrap(),
+        14,
+    );
 }

@@ -628,8 +628,19 @@ fn bad_configs() {
     for ias in [0, 31, 49, 52, 64] {
         assert_eq!(bad(ArmLpaeConfig { ias, ..d }), "ias must be 32..=48");
     }
-    for oas in [0, 31, 49, 52] {
+    for oas in [0, 31, 49, 51, 53] {
         assert_eq!(bad(ArmLpaeConfig { oas, ..d }), "oas must be 32..=48");
+    }
+    // oas 52 is the other type's (ArmLpae52), whatever the granule.
+    for granule in [Granule::K4, Granule::K16, Granule::K64] {
+        assert!(
+            bad(ArmLpaeConfig {
+                oas: 52,
+                granule,
+                ..d
+            })
+            .starts_with("oas 52 needs the 52-bit format ArmLpae52")
+        );
     }
     for oas in [33, 38, 41, 43, 46, 47] {
         assert!(

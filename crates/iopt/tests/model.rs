@@ -12,6 +12,11 @@ use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use proptest::prelude::*;
 
+// LPAE family members (appended).
+use iopt::fmt::arm_lpae::ArmLpae52;
+use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
+use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
+
 fn cfg() -> ProptestConfig {
     ProptestConfig {
         cases: 32,
@@ -200,6 +205,47 @@ model_test!(
         dirty_tracking: true,
         oa_bits: 40,
         ..riscv(3)
+    })
+    .unwrap()
+);
+
+fn arm52(stage: Stage, ias: u32) -> ArmLpae52 {
+    ArmLpae52::new(ArmLpaeConfig {
+        stage,
+        granule: Granule::K64,
+        ias,
+        oas: 52,
+        ..ArmLpaeConfig::default()
+    })
+    .unwrap()
+}
+
+fn arm32(stage: Stage, ias: u32, oas: u32) -> Arm32Lpae {
+    Arm32Lpae::new(Arm32LpaeConfig {
+        stage,
+        ias,
+        oas,
+        ..Arm32LpaeConfig::default()
+    })
+    .unwrap()
+}
+
+model_test!(arm52_s1_48, arm52(Stage::S1, 48));
+model_test!(arm52_s1_52, arm52(Stage::S1, 52));
+model_test!(arm52_s2_44, arm52(Stage::S2, 44));
+model_test!(arm32_s1_32, arm32(Stage::S1, 32, 40));
+model_test!(arm32_s1_30, arm32(Stage::S1, 30, 36));
+model_test!(arm32_s2_40, arm32(Stage::S2, 40, 40));
+model_test!(arm32_s2_25, arm32(Stage::S2, 25, 32));
+model_test!(
+    mali_default,
+    MaliLpae::new(MaliLpaeConfig::default()).unwrap()
+);
+model_test!(
+    mali_oa32,
+    MaliLpae::new(MaliLpaeConfig {
+        oas: 32,
+        coherent_walk: true,
     })
     .unwrap()
 );
