@@ -323,7 +323,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> Hold<'_, F, M, X> {
 
 impl<F: Format, M: TableMemory, X: FlushOps> Drop for Hold<'_, F, M, X> {
     fn drop(&mut self) {
-        self.table.locks.release(self.id);
+        self.table.locks.release(self.id, self.first, self.last);
     }
 }
 
