@@ -88,6 +88,7 @@
 
 use crate::fmt::common::addr_mask;
 use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
+use crate::fmt::common::radix4k_geometry;
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
 
@@ -254,11 +255,6 @@ impl Format for AmdV1 {
         self.oa_bits
     }
 
-    #[inline]
-    fn item_lg2(&self, level: u32) -> u32 {
-        radix4k::item_lg2(level)
-    }
-
     /// 9 (512 entries) at levels 0..=4. Level 5 is always the top and only decodes
     /// IOVA bits 63:57, so 7 (128 entries) there, although the table still occupies a
     /// whole 4 KiB page.
@@ -267,12 +263,7 @@ impl Format for AmdV1 {
         if level >= 5 { 64 - 57 } else { TABLE_LG2 }
     }
 
-    /// Every table, including the top, is a whole 4 KiB page (the DTE root pointer
-    /// holds address bits 51:12 only).
-    #[inline]
-    fn min_table_bytes_lg2(&self) -> u32 {
-        PAGE_LG2
-    }
+    radix4k_geometry!();
 
     #[inline]
     fn leaf_runs(&self, level: u32) -> u32 {

@@ -26,6 +26,32 @@ pub mod radix4k {
     }
 }
 
+/// Inside an `impl Format`, the geometry methods every 4 KiB / 512-entry radix format
+/// shares: `item_lg2` from [`radix4k::item_lg2`], and `min_table_bytes_lg2` of a whole
+/// 4 KiB page (these formats' root pointers and table entries hold page numbers, so
+/// every table, the top included, is a page). With `full_tables`, also `table_lg2` of
+/// 512 entries at every level.
+macro_rules! radix4k_geometry {
+    (full_tables) => {
+        #[inline]
+        fn table_lg2(&self, _level: u32) -> u32 {
+            $crate::fmt::common::radix4k::TABLE_LG2
+        }
+        $crate::fmt::common::radix4k_geometry!();
+    };
+    () => {
+        #[inline]
+        fn item_lg2(&self, level: u32) -> u32 {
+            $crate::fmt::common::radix4k::item_lg2(level)
+        }
+        #[inline]
+        fn min_table_bytes_lg2(&self) -> u32 {
+            $crate::fmt::common::radix4k::PAGE_LG2
+        }
+    };
+}
+pub(crate) use radix4k_geometry;
+
 /// A mask of the address bits `lo ..= hi` (inclusive), e.g. `addr_mask(12, 51)` for the
 /// 40-bit page-frame field most 64-bit formats use.
 #[inline]

@@ -105,7 +105,8 @@
 //! [`Format::decode`]; a misaligned superpage decodes with its low PPN bits dropped.
 //! Hardware would fault on all of these; this crate never writes them.
 
-use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
+use crate::fmt::common::radix4k::{self, PAGE_LG2};
+use crate::fmt::common::radix4k_geometry;
 use crate::fmt::common::{pfn_field, sign_extended_va_bits, sign_extended_va_mode};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
@@ -258,22 +259,7 @@ impl Format for Riscv {
         self.oa_bits
     }
 
-    #[inline]
-    fn item_lg2(&self, level: u32) -> u32 {
-        radix4k::item_lg2(level)
-    }
-
-    #[inline]
-    fn table_lg2(&self, _level: u32) -> u32 {
-        TABLE_LG2
-    }
-
-    /// Every table, the top included, is a whole 4 KiB page: `iosatp` and table entries
-    /// hold page numbers.
-    #[inline]
-    fn min_table_bytes_lg2(&self) -> u32 {
-        PAGE_LG2
-    }
+    radix4k_geometry!(full_tables);
 
     /// A single entry at every level whose size is below 2^`oa_bits`; at level 0 also
     /// 16-entry (64 KiB) NAPOT runs with Svnapot.

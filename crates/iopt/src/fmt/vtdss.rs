@@ -84,7 +84,8 @@
 //!   `Prot` itself.
 
 use crate::fmt::common::addr_mask;
-use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
+use crate::fmt::common::radix4k;
+use crate::fmt::common::radix4k_geometry;
 use crate::fmt::common::x86_ps::{self, MAX_LEAF_LEVEL, PS};
 use crate::format::{Format, HwWords, Pte, VaMode};
 use crate::{Error, Prot, Result};
@@ -200,22 +201,7 @@ impl Format for VtdSs {
         self.oa_bits
     }
 
-    #[inline]
-    fn item_lg2(&self, level: u32) -> u32 {
-        radix4k::item_lg2(level)
-    }
-
-    #[inline]
-    fn table_lg2(&self, _level: u32) -> u32 {
-        TABLE_LG2
-    }
-
-    /// Every table, including the top, is a whole 4 KiB page (the context and PASID
-    /// entries hold a 4 KiB-aligned pointer).
-    #[inline]
-    fn min_table_bytes_lg2(&self) -> u32 {
-        PAGE_LG2
-    }
+    radix4k_geometry!(full_tables);
 
     #[inline]
     fn leaf_runs(&self, level: u32) -> u32 {

@@ -46,7 +46,8 @@
 //! widths, but neither IOMMU uses them), PAT/PCD/PWT memory types, the global bit,
 //! protection keys, and an option not to preset A/D (Linux has none).
 
-use crate::fmt::common::radix4k::{self, PAGE_LG2, TABLE_LG2};
+use crate::fmt::common::radix4k;
+use crate::fmt::common::radix4k_geometry;
 use crate::fmt::common::x86_ps::{self, MAX_LEAF_LEVEL, PS};
 use crate::fmt::common::{addr_mask, sign_extended_va_bits, sign_extended_va_mode};
 use crate::format::{Format, HwWords, Pte, VaMode};
@@ -160,22 +161,7 @@ impl Format for X86_64 {
         self.oa_bits
     }
 
-    #[inline]
-    fn item_lg2(&self, level: u32) -> u32 {
-        radix4k::item_lg2(level)
-    }
-
-    #[inline]
-    fn table_lg2(&self, _level: u32) -> u32 {
-        TABLE_LG2
-    }
-
-    /// Every table, including the top, is a whole 4 KiB page (CR3, the VT-d PASID
-    /// entry and the AMD GCR3 entry hold a 4 KiB-aligned address).
-    #[inline]
-    fn min_table_bytes_lg2(&self) -> u32 {
-        PAGE_LG2
-    }
+    radix4k_geometry!(full_tables);
 
     #[inline]
     fn leaf_runs(&self, level: u32) -> u32 {
