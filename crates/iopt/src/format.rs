@@ -103,6 +103,11 @@ pub trait Format: Sized + Send + Sync {
     /// `pa` aligned to the mapping size and within the output-address width. The engine
     /// then fills runs of fresh entries by addition instead of encoding each one.
     const OA_IN_PLACE: bool = false;
+    /// [`Format::item_lg2`] and [`Format::table_lg2`] do not depend on the configuration
+    /// (they fold to constants per level), so the engine's walks compute shifts from them
+    /// directly; otherwise (the default) the walks read them from tables the engine fills
+    /// when the page table is created.
+    const FIXED_GEOMETRY: bool = false;
 
     /// Number of levels the table has when it is created.
     fn levels(&self) -> u32;

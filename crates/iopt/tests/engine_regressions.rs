@@ -211,3 +211,79 @@ fn covered_leaf_tables_are_detached_whole_but_holes_still_stop_unmap() {
         assert_eq!(pt.iova_to_phys(M2 + 101 * K4), None);
     }
 }
+
+/// Formats that declare `FIXED_GEOMETRY` (the walks then take shifts from the format's
+/// methods instead of the precomputed geometry) must give the same `item_lg2` and
+/// `table_lg2` in every configuration.
+#[test]
+fn fixed_geometry_claims_hold_for_every_configuration() {
+    use iopt::Format;
+    use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+    use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
+    use iopt::fmt::riscv::{Riscv, RiscvConfig};
+    use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
+
+    fn same<F: Format>(fmts: &[F]) {
+        assert!(F::FIXED_GEOMETRY, "{}", F::NAME);
+        for f in fmts {
+            for level in 0..f.max_levels() {
+                assert_eq!(f.item_lg2(level), fmts[0].item_lg2(level), "{}", F::NAME);
+                assert_eq!(f.table_lg2(level), fmts[0].table_lg2(level), "{}", F::NAME);
+            }
+        }
+    }
+    same(&[
+        X86_64::new(X86_64Config::default()).unwrap(),
+        X86_64::new(X86_64Config {
+            levels: 5,
+            sign_extend: false,
+            oa_bits: 40,
+            ..X86_64Config::default()
+        })
+        .unwrap(),
+    ]);
+    same(
+        &(1..=6)
+            .map(|levels| {
+                AmdV1::new(AmdV1Config {
+                    levels,
+                    max_levels: 6,
+                    ..AmdV1Config::default()
+                })
+                .unwrap()
+            })
+            .collect::<Vec<_>>(),
+    );
+    same(
+        &(3..=5)
+            .map(|levels| {
+                VtdSs::new(VtdSsConfig {
+                    levels,
+                    large_1g: levels != 4,
+                    ..VtdSsConfig::default()
+                })
+                .unwrap()
+            })
+            .collect::<Vec<_>>(),
+    );
+    same(
+        &(3..=5)
+            .map(|levels| {
+                Riscv::new(RiscvConfig {
+                    levels,
+                    sign_extend: levels != 4,
+                    ..RiscvConfig::default()
+                })
+                .unwrap()
+            })
+            .collect::<Vec<_>>(),
+    );
+    same(&[
+        ArmV7s::new(ArmV7sConfig::default()).unwrap(),
+        ArmV7s::new(ArmV7sConfig {
+            ns: true,
+            ..ArmV7sConfig::default()
+        })
+        .unwrap(),
+    ]);
+}

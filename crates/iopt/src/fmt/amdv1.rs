@@ -229,6 +229,7 @@ impl Format for AmdV1 {
     const ENTRY_LG2: u32 = 3;
     const MAX_LEVELS: u32 = 6;
     const OA_IN_PLACE: bool = true;
+    const FIXED_GEOMETRY: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

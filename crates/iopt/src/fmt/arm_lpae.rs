@@ -778,7 +778,7 @@ impl<F: Flavour> Format for Lpae<F> {
         runs
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte & DESC_VALID == 0 {
             return Pte::Empty;

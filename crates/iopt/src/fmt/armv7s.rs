@@ -264,6 +264,7 @@ impl Format for ArmV7s {
     const ENTRY_LG2: u32 = 2;
     const MAX_LEVELS: u32 = 2;
     const OA_IN_PLACE: bool = true;
+    const FIXED_GEOMETRY: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

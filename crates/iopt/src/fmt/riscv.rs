@@ -236,6 +236,7 @@ impl Format for Riscv {
     const ENTRY_LG2: u32 = 3;
     const MAX_LEVELS: u32 = 5;
     const OA_IN_PLACE: bool = false;
+    const FIXED_GEOMETRY: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

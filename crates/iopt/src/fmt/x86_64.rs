@@ -139,6 +139,7 @@ impl Format for X86_64 {
     const ENTRY_LG2: u32 = 3;
     const MAX_LEVELS: u32 = 5;
     const OA_IN_PLACE: bool = true;
+    const FIXED_GEOMETRY: bool = true;
 
     #[inline]
     fn levels(&self) -> u32 {

@@ -229,12 +229,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         iova: u64,
         stop: u32,
     ) -> Option<(u32, NonNull<u8>, usize, u64, Pte)> {
+        // Constants for formats with a fixed geometry; loads from the precomputed
+        // geometry otherwise (cheaper than re-deriving them from the configuration).
         let entries_lg2 = if L == TOP {
-            self.fmt.va_bits(TOP) - self.fmt.item_lg2(TOP)
-        } else {
+            self.geo.top_lg2[TOP as usize & 7]
+        } else if F::FIXED_GEOMETRY {
             self.fmt.table_lg2(L)
+        } else {
+            self.geo.inner_lg2[L as usize & 7]
         };
-        let idx = (iova >> self.fmt.item_lg2(L)) as usize & ((1usize << entries_lg2) - 1);
+        let item_lg2 = if F::FIXED_GEOMETRY {
+            self.fmt.item_lg2(L)
+        } else {
+            self.geo.item_lg2[L as usize & 7]
+        };
+        let idx = (iova >> item_lg2) as usize & ((1usize << entries_lg2) - 1);
         // SAFETY: idx is inside `*table` (the caller's guarantee).
         let e = unsafe { Self::load(*table, idx) };
         let pte = self.fmt.decode(L, e);
