@@ -58,7 +58,49 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return (len, Ok(()));
         }
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, None) }
+        unsafe { self.map_few(iova, paddr, pgsize, pgcount, prot) }
+    }
+
+    /// A few pages (a driver's buffer) page by page through [`Self::map_one`] while their
+    /// tables exist; the general path takes over at the first page that needs more (a new
+    /// table, a conflict to report, a growing top). Pages map in order either way, so the
+    /// outcome is the general path's.
+    ///
+    /// # Safety
+    /// As for [`Self::map_pages`].
+    #[inline(never)]
+    unsafe fn map_few(
+        &self,
+        iova: u64,
+        paddr: u64,
+        pgsize: u64,
+        pgcount: usize,
+        prot: Prot,
+    ) -> (u64, Result<()>) {
+        let mut done = 0usize;
+        // (Not for an incoherent walker: it wants one cache clean per table and call.)
+        if pgcount <= 64
+            && self.opts.coherent_walk
+            && let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, pgcount, prot)
+        {
+            while done < pgcount {
+                let off = done as u64 * pgsize;
+                // SAFETY: the caller's guarantees are passed on.
+                match unsafe { self.map_one(iova + off, paddr + off, level, run, prot) } {
+                    Some(Ok(())) => done += 1,
+                    _ => break,
+                }
+            }
+            if done == pgcount {
+                return (len, Ok(()));
+            }
+        }
+        let off = done as u64 * pgsize;
+        // SAFETY: the caller's guarantees are passed on; the first `done` pages are mapped
+        // and the rest continues where they end.
+        let (mapped, r) =
+            unsafe { self.map_with(iova + off, paddr + off, pgsize, pgcount - done, prot, None) };
+        (off + mapped, r)
     }
 
     /// [`Self::map_pages`] taking every new table from `reservation` instead of the table
