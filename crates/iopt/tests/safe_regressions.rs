@@ -85,3 +85,18 @@ fn single_owner_map_reserved_with_growth_amdv1() {
     t.release(r);
     assert_eq!(res, Ok(()));
 }
+
+/// The single-page fast path of the safe map must still refuse a reservation made by
+/// another table (found by review: it skipped the owner check when every table on the
+/// way already existed).
+#[test]
+#[should_panic(expected = "reservation of another table")]
+fn single_page_map_reserved_checks_the_owner() {
+    let fmt = || X86_64::new(X86_64Config::default()).unwrap();
+    let mut a = Table::new(fmt(), HeapMemory::new(), NoFlush).unwrap();
+    let b = Table::new(fmt(), HeapMemory::new(), NoFlush).unwrap();
+    // The tables for 0x1000 exist after this map, so the next one is a single entry.
+    a.map(0, 0, 0x1000, RW).unwrap();
+    let mut other = b.reserve(&[(0x1000, 0x1000)]).unwrap();
+    let _ = a.map_reserved(0x1000, 0x1000, 0x1000, RW, &mut other);
+}

@@ -95,6 +95,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         prot: Prot,
         reservation: Option<&mut Reservation>,
     ) -> Result<()> {
+        if let Some(r) = &reservation {
+            assert_eq!(r.owner, self.id, "reservation of another table");
+        }
         // One page of a supported size whose tables all exist: a single entry (or run)
         // written in one step is all or nothing by itself.
         if len.is_power_of_two()
