@@ -24,20 +24,19 @@
 //! uses.
 #![cfg(target_pointer_width = "64")]
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::ptr::NonNull;
-
-use aarch64_paging::descriptor::{
-    El1Attributes, PagingAttributes, PhysicalAddress, Stage2Attributes,
-};
+use aarch64_paging::descriptor::{El1Attributes, PhysicalAddress, Stage2Attributes};
 use aarch64_paging::paging::{
-    Constraints, El1And0, MemoryRegion, PageTable as PeerPage, RootTable, Stage2,
-    Translation as PeerTranslation, TranslationRegime, VaRange,
+    Constraints, El1And0, MemoryRegion, RootTable, Stage2, Translation as PeerTranslation,
+    TranslationRegime, VaRange,
 };
 use iopt::fmt::arm_lpae::Stage;
 use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
 use iopt::mem::HeapMemory;
 use iopt::{Format, Gather, HwWords, NoFlush, PageTable, Prot, Pte, VaMode};
+
+#[path = "common/aarch64_peer.rs"]
+mod aarch64_peer;
+use aarch64_peer::{Adopt, HeapTr, s1_attrs, s2_attrs};
 
 const K4: u64 = 1 << 12;
 const M2: u64 = 1 << 21;
@@ -139,29 +138,7 @@ impl Regime for El1And0 {
         RootTable::with_va_range(t, 1, El1And0, VaRange::Lower)
     }
     fn attrs(prot: Prot) -> El1Attributes {
-        let mut a = El1Attributes::VALID | El1Attributes::ACCESSED | El1Attributes::NON_GLOBAL;
-        if prot.contains(Prot::READ) && !prot.contains(Prot::WRITE) {
-            a |= El1Attributes::READ_ONLY;
-        }
-        if !prot.contains(Prot::PRIV) {
-            a |= El1Attributes::USER;
-        }
-        a |= if prot.contains(Prot::MMIO) {
-            El1Attributes::ATTRIBUTE_INDEX_2
-        } else if prot.contains(Prot::CACHE) {
-            El1Attributes::ATTRIBUTE_INDEX_1
-        } else {
-            El1Attributes::ATTRIBUTE_INDEX_0
-        };
-        a |= if prot.contains(Prot::CACHE) {
-            El1Attributes::INNER_SHAREABLE
-        } else {
-            El1Attributes::OUTER_SHAREABLE
-        };
-        if prot.contains(Prot::NOEXEC) {
-            a |= El1Attributes::UXN | El1Attributes::PXN;
-        }
-        a
+        s1_attrs(prot)
     }
 }
 
@@ -172,73 +149,7 @@ impl Regime for Stage2 {
         RootTable::new(t, 1, Stage2)
     }
     fn attrs(prot: Prot) -> Stage2Attributes {
-        let mut a = Stage2Attributes::VALID | Stage2Attributes::ACCESS_FLAG;
-        if prot.contains(Prot::READ) {
-            a |= Stage2Attributes::S2AP_ACCESS_RO;
-        }
-        if prot.contains(Prot::WRITE) {
-            a |= Stage2Attributes::S2AP_ACCESS_WO;
-        }
-        a |= if prot.contains(Prot::MMIO) {
-            Stage2Attributes::MEMATTR_DEVICE_nGnRE
-        } else if prot.contains(Prot::CACHE) {
-            Stage2Attributes::MEMATTR_NORMAL_INNER_WB | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
-        } else {
-            Stage2Attributes::MEMATTR_NORMAL_INNER_NC | Stage2Attributes::MEMATTR_NORMAL_OUTER_NC
-        };
-        a |= if prot.contains(Prot::CACHE) {
-            Stage2Attributes::SH_INNER
-        } else {
-            Stage2Attributes::SH_OUTER
-        };
-        if prot.contains(Prot::NOEXEC) {
-            a |= Stage2Attributes::XN;
-        }
-        a
-    }
-}
-
-/// aarch64-paging's table memory: zeroed 4K heap pages, PA == host address.
-struct HeapTr {
-    live: usize,
-}
-
-impl<A: PagingAttributes> PeerTranslation<A> for HeapTr {
-    fn allocate_table(&mut self) -> (NonNull<PeerPage<A>>, PhysicalAddress) {
-        // SAFETY: the layout of a 4K-aligned 4K table has a non-zero size.
-        let p = unsafe { alloc_zeroed(Layout::new::<PeerPage<A>>()) }.cast::<PeerPage<A>>();
-        let p = NonNull::new(p).expect("out of memory");
-        self.live += 1;
-        (p, PhysicalAddress(p.as_ptr() as usize))
-    }
-    unsafe fn deallocate_table(&mut self, t: NonNull<PeerPage<A>>) {
-        self.live -= 1;
-        // SAFETY: aarch64-paging passes back a table `allocate_table` gave it, once.
-        unsafe { dealloc(t.as_ptr().cast(), Layout::new::<PeerPage<A>>()) }
-    }
-    fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PeerPage<A>> {
-        NonNull::new(pa.0 as *mut PeerPage<A>).expect("null table address")
-    }
-}
-
-/// Lets aarch64-paging walk iopt's table (read-only): the first `allocate_table` hands
-/// back iopt's root; nothing is ever freed.
-struct Adopt {
-    root: Option<u64>,
-}
-
-impl<A: PagingAttributes> PeerTranslation<A> for Adopt {
-    fn allocate_table(&mut self) -> (NonNull<PeerPage<A>>, PhysicalAddress) {
-        let pa = self
-            .root
-            .take()
-            .expect("an adopted table must not allocate");
-        let p = NonNull::new(pa as *mut PeerPage<A>).expect("null root");
-        (p, PhysicalAddress(pa as usize))
-    }
-    unsafe fn deallocate_table(&mut self, _: NonNull<PeerPage<A>>) {}
-    fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PeerPage<A>> {
-        NonNull::new(pa.0 as *mut PeerPage<A>).expect("null table address")
+        s2_attrs(prot)
     }
 }
 
