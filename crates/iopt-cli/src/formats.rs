@@ -7,83 +7,98 @@
 //! `--incoherent-walk`), is a usage error, so that a typo never silently changes
 //! nothing. Everything else is checked by the library, whose errors name the limit.
 
-use clap::Args;
-use iopt::spec::{FormatSpec, SpecError};
+use clap::{Args, Command};
+use iopt::spec::{Family, FormatSpec, SpecError};
 
 /// The format option flags. Unset options take the format's defaults; see `iopt info
-/// --list` for every option of every format.
+/// --list` for every option of every format. [`annotate`] adds the formats each flag
+/// applies to to its help, from the library's table.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FormatOptions {
-    /// (arm64, dart) Translation granule: 4k, 16k or 64k [default: 4k for arm64, 16k
-    /// for dart]. Spec option `granule=`.
+    /// Translation granule: 4k, 16k or 64k.
     #[arg(long, value_name = "SIZE")]
     pub granule: Option<String>,
-    /// (arm64, arm32, dart) Input address size in bits. Spec option `ias=`.
+    /// Input address size in bits.
     #[arg(long, value_name = "BITS")]
     pub ias: Option<u32>,
     /// Output address size in bits (arm64: 52 selects the 52-bit format, 64k granule
-    /// only). Spec option `oas=`.
+    /// only).
     #[arg(long, value_name = "BITS")]
     pub oas: Option<u32>,
-    /// (arm64) Translate the upper half of the address space (TTBR1; stage 1 only).
+    /// Translate the upper half of the address space (TTBR1; stage 1 only).
     #[arg(long)]
     pub ttbr1: bool,
-    /// (arm64, arm32, armv7s) Set the non-secure bits (stage 1 only on arm64 and arm32).
+    /// Set the non-secure bits (ARM LPAE: stage 1 only).
     #[arg(long)]
     pub ns: bool,
-    /// (arm64, arm32) Do not use contiguous-hint runs.
+    /// Do not use contiguous-hint runs.
     #[arg(long)]
     pub no_contig: bool,
-    /// (arm64, arm32) The IOMMU's table walks do not snoop the CPU caches.
+    /// The IOMMU's table walks do not snoop the CPU caches.
     #[arg(long)]
     pub incoherent_walk: bool,
-    /// (mali, armv7s) The table walks are coherent with the CPU caches.
+    /// The table walks are coherent with the CPU caches.
     #[arg(long)]
     pub coherent_walk: bool,
-    /// (amdv1, x86-64, vtd-ss, riscv) Levels (amdv1: at creation).
+    /// Levels (at creation, for a table whose top grows).
     #[arg(long, value_name = "N")]
     pub levels: Option<u32>,
-    /// (amdv1) Most levels the table may grow to.
+    /// Most levels the table may grow to.
     #[arg(long, value_name = "N")]
     pub max_levels: Option<u32>,
-    /// (amdv1) The top level never grows.
+    /// The top level never grows.
     #[arg(long)]
     pub no_dynamic_top: bool,
-    /// (x86-64, riscv) Translate only the lower half, without sign extension.
+    /// Translate only the lower half, without sign extension.
     #[arg(long)]
     pub no_sign_extend: bool,
-    /// (amdv1, vtd-ss, riscv) Hardware dirty tracking.
+    /// Hardware dirty tracking.
     #[arg(long)]
     pub dirty_tracking: bool,
-    /// (vtd-ss) The IOMMU has no 2 MiB pages (CAP.SLLPS bit 0 clear).
+    /// The IOMMU has no 2 MiB pages (CAP.SLLPS bit 0 clear).
     #[arg(long)]
     pub no_2m: bool,
-    /// (vtd-ss) The IOMMU has no 1 GiB pages (CAP.SLLPS bit 1 clear).
+    /// The IOMMU has no 1 GiB pages (CAP.SLLPS bit 1 clear).
     #[arg(long)]
     pub no_1g: bool,
-    /// (dart) Entry format: 1 or 2 [default: 1]. Spec option `version=`.
+    /// Entry format: 1 or 2 (spec option `version`).
     #[arg(long, value_name = "VERSION")]
     pub dart_version: Option<String>,
-    /// (dart) Register block the TTBR/TCR words are for: t8020 or t8110. Spec option
-    /// `regs=`.
+    /// Register block the TTBR/TCR words are for: t8020 or t8110 (spec option
+    /// `regs`).
     #[arg(long, value_name = "REGS")]
     pub dart_regs: Option<String>,
-    /// (riscv) No Svnapot 64K pages.
+    /// No Svnapot 64K pages.
     #[arg(long)]
     pub no_svnapot: bool,
-    /// (riscv) Svpbmt memory types in leaves (IO for MMIO, NC without CACHE).
+    /// Svpbmt memory types in leaves (IO for MMIO, NC without CACHE).
     #[arg(long)]
     pub svpbmt: bool,
 }
 
-/// What a flag sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Setting {
-    /// An on/off option, to this value.
-    Flag(bool),
-    /// A value option, to this text.
-    Value(String),
-}
+/// Every flag: its long name, the spec option it sets, and to what (`None`: to the
+/// flag's value).
+const FLAGS: &[(&str, &str, Option<bool>)] = &[
+    ("granule", "granule", None),
+    ("ias", "ias", None),
+    ("oas", "oas", None),
+    ("ttbr1", "ttbr1", Some(true)),
+    ("ns", "ns", Some(true)),
+    ("no-contig", "contig", Some(false)),
+    ("incoherent-walk", "coherent-walk", Some(false)),
+    ("coherent-walk", "coherent-walk", Some(true)),
+    ("levels", "levels", None),
+    ("max-levels", "max-levels", None),
+    ("no-dynamic-top", "dynamic-top", Some(false)),
+    ("no-sign-extend", "sign-extend", Some(false)),
+    ("dirty-tracking", "dirty-tracking", Some(true)),
+    ("no-2m", "2m", Some(false)),
+    ("no-1g", "1g", Some(false)),
+    ("dart-version", "version", None),
+    ("dart-regs", "regs", None),
+    ("no-svnapot", "svnapot", Some(false)),
+    ("svpbmt", "svpbmt", Some(true)),
+];
 
 /// Why the command line's format could not be turned into a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,56 +116,58 @@ pub enum BuildError {
 }
 
 impl FormatOptions {
-    /// The flags given: flag name, the spec option it sets, and to what.
-    fn given(&self) -> Vec<(&'static str, &'static str, Setting)> {
-        let value = |v: &Option<String>| v.clone().map(Setting::Value);
-        let number = |v: Option<u32>| v.map(|n| Setting::Value(n.to_string()));
-        let flag = |set: bool, on: bool| set.then_some(Setting::Flag(on));
-        [
-            ("granule", "granule", value(&self.granule)),
-            ("ias", "ias", number(self.ias)),
-            ("oas", "oas", number(self.oas)),
-            ("ttbr1", "ttbr1", flag(self.ttbr1, true)),
-            ("ns", "ns", flag(self.ns, true)),
-            ("no-contig", "contig", flag(self.no_contig, false)),
-            (
-                "incoherent-walk",
-                "coherent-walk",
-                flag(self.incoherent_walk, false),
-            ),
-            (
-                "coherent-walk",
-                "coherent-walk",
-                flag(self.coherent_walk, true),
-            ),
-            ("levels", "levels", number(self.levels)),
-            ("max-levels", "max-levels", number(self.max_levels)),
-            (
-                "no-dynamic-top",
-                "dynamic-top",
-                flag(self.no_dynamic_top, false),
-            ),
-            (
-                "no-sign-extend",
-                "sign-extend",
-                flag(self.no_sign_extend, false),
-            ),
-            (
-                "dirty-tracking",
-                "dirty-tracking",
-                flag(self.dirty_tracking, true),
-            ),
-            ("no-2m", "2m", flag(self.no_2m, false)),
-            ("no-1g", "1g", flag(self.no_1g, false)),
-            ("dart-version", "version", value(&self.dart_version)),
-            ("dart-regs", "regs", value(&self.dart_regs)),
-            ("no-svnapot", "svnapot", flag(self.no_svnapot, false)),
-            ("svpbmt", "svpbmt", flag(self.svpbmt, true)),
-        ]
-        .into_iter()
-        .filter_map(|(name, option, setting)| setting.map(|s| (name, option, s)))
-        .collect()
+    /// Whether the flag `long` was given, and its value if it takes one.
+    fn get(&self, long: &str) -> Option<Option<String>> {
+        let value = |v: &Option<String>| v.clone().map(Some);
+        let number = |v: Option<u32>| v.map(|n| Some(n.to_string()));
+        let flag = |set: bool| set.then_some(None);
+        match long {
+            "granule" => value(&self.granule),
+            "ias" => number(self.ias),
+            "oas" => number(self.oas),
+            "ttbr1" => flag(self.ttbr1),
+            "ns" => flag(self.ns),
+            "no-contig" => flag(self.no_contig),
+            "incoherent-walk" => flag(self.incoherent_walk),
+            "coherent-walk" => flag(self.coherent_walk),
+            "levels" => number(self.levels),
+            "max-levels" => number(self.max_levels),
+            "no-dynamic-top" => flag(self.no_dynamic_top),
+            "no-sign-extend" => flag(self.no_sign_extend),
+            "dirty-tracking" => flag(self.dirty_tracking),
+            "no-2m" => flag(self.no_2m),
+            "no-1g" => flag(self.no_1g),
+            "dart-version" => value(&self.dart_version),
+            "dart-regs" => value(&self.dart_regs),
+            "no-svnapot" => flag(self.no_svnapot),
+            "svpbmt" => flag(self.svpbmt),
+            _ => None,
+        }
     }
+}
+
+/// Whether a flag setting spec option `option` (to `to`, or to a value) does something
+/// for `family`: the family has the option, and an on/off flag does not just set its
+/// default.
+fn applies(family: &Family, option: &str, to: Option<bool>) -> bool {
+    family
+        .option(option)
+        .is_some_and(|o| to.is_none() || o.default_on() != to)
+}
+
+/// Adds to the help of each format flag of `iopt info` the formats it applies to.
+pub fn annotate(info: Command) -> Command {
+    FLAGS.iter().fold(info, |cmd, &(long, option, to)| {
+        let formats: Vec<&str> = FormatSpec::families()
+            .iter()
+            .filter(|f| applies(f, option, to))
+            .map(Family::name)
+            .collect();
+        cmd.mut_arg(long.replace('-', "_"), |arg| {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!("{help} [{}]", formats.join(", ")))
+        })
+    })
 }
 
 /// The spec of `--format text` with the option flags `opts` added to its options.
@@ -165,32 +182,24 @@ pub fn spec(text: &str, opts: &FormatOptions) -> Result<FormatSpec, BuildError> 
     // An unknown name is reported by the library, which lists the formats.
     let family = FormatSpec::family_named(name);
     let mut sep = if text.contains(':') { ',' } else { ':' };
-    for (flag, option, setting) in opts.given() {
-        if let Some(family) = family {
-            let applies = family.option(option).is_some_and(|o| match setting {
-                Setting::Flag(on) => o.default_on() != Some(on),
-                Setting::Value(_) => true,
+    for &(long, option, to) in FLAGS {
+        let Some(value) = opts.get(long) else {
+            continue;
+        };
+        if let Some(family) = family
+            && !applies(family, option, to)
+        {
+            return Err(BuildError::NotApplicable {
+                option: long,
+                format: family.name(),
             });
-            if !applies {
-                return Err(BuildError::NotApplicable {
-                    option: flag,
-                    format: family.name(),
-                });
-            }
         }
         full.push(sep);
         sep = ',';
-        match setting {
-            Setting::Flag(true) => full.push_str(option),
-            Setting::Flag(false) => {
-                full.push_str("no-");
-                full.push_str(option);
-            }
-            Setting::Value(v) => {
-                full.push_str(option);
-                full.push('=');
-                full.push_str(&v);
-            }
+        match (to, value) {
+            (Some(false), _) => full.push_str(&format!("no-{option}")),
+            (Some(true), _) | (None, None) => full.push_str(option),
+            (None, Some(v)) => full.push_str(&format!("{option}={v}")),
         }
     }
     full.parse().map_err(BuildError::Spec)
@@ -258,6 +267,40 @@ mod tests {
                 format: "armv7s"
             })
         );
+    }
+
+    #[test]
+    fn every_flag_is_a_field_and_applies_somewhere() {
+        let all = FormatOptions {
+            granule: Some("4k".into()),
+            ias: Some(1),
+            oas: Some(1),
+            ttbr1: true,
+            ns: true,
+            no_contig: true,
+            incoherent_walk: true,
+            coherent_walk: true,
+            levels: Some(1),
+            max_levels: Some(1),
+            no_dynamic_top: true,
+            no_sign_extend: true,
+            dirty_tracking: true,
+            no_2m: true,
+            no_1g: true,
+            dart_version: Some("1".into()),
+            dart_regs: Some("t8020".into()),
+            no_svnapot: true,
+            svpbmt: true,
+        };
+        for &(long, option, to) in FLAGS {
+            assert!(all.get(long).is_some(), "--{long} is not read");
+            assert!(
+                FormatSpec::families()
+                    .iter()
+                    .any(|f| applies(f, option, to)),
+                "--{long} applies to no format"
+            );
+        }
     }
 
     #[test]

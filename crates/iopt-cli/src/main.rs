@@ -26,7 +26,7 @@ mod workloads;
 use std::fmt;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use iopt::spec::SpecError;
 
@@ -163,7 +163,12 @@ impl From<DescribeError> for AppError {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The format flags' help names the formats each applies to, from the library.
+    let command = Cli::command().mut_subcommand("info", formats::annotate);
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(cli.command.unwrap_or(Command::Demo(DemoArgs::default()))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -206,10 +211,12 @@ fn run(command: Command) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        Cli::command()
+            .mut_subcommand("info", formats::annotate)
+            .debug_assert();
     }
 }
