@@ -123,6 +123,80 @@ fn non_canonical_texts_print_canonically() {
     }
 }
 
+/// Every combination of a few values per option (or the option left out), for every
+/// family: each accepted text prints a canonical form that is a fixed point and parses
+/// back to the same spec, as does the full form.
+#[test]
+fn every_option_combination_round_trips() {
+    fn candidates(option: &str) -> &'static [&'static str] {
+        match option {
+            "granule" => &["4k", "16k", "64k"],
+            "ias" => &["32", "40", "48", "52"],
+            "oas" => &["36", "40", "42", "48", "52"],
+            "levels" => &["1", "3", "4", "5"],
+            "max-levels" => &["4", "6"],
+            "version" => &["1", "2"],
+            "regs" => &["t8020", "t8110"],
+            "sme-c-bit" => &["none", "51"],
+            other => panic!("no candidate values for option {other}"),
+        }
+    }
+    for family in FormatSpec::families() {
+        // The items each option may contribute; "" leaves it out.
+        let choices: Vec<Vec<String>> = family
+            .options()
+            .iter()
+            .map(|o| {
+                let mut c = vec![String::new()];
+                if o.is_flag() {
+                    c.push(o.name().to_owned());
+                    c.push(format!("no-{}", o.name()));
+                } else {
+                    c.extend(
+                        candidates(o.name())
+                            .iter()
+                            .map(|v| format!("{}={v}", o.name())),
+                    );
+                }
+                c
+            })
+            .collect();
+        let mut index = vec![0usize; choices.len()];
+        let (mut accepted, mut distinct) = (0, BTreeSet::new());
+        loop {
+            let items: Vec<&str> = index
+                .iter()
+                .zip(&choices)
+                .map(|(&i, c)| c[i].as_str())
+                .filter(|i| !i.is_empty())
+                .collect();
+            let text = format!("{}:{}", family.name(), items.join(","));
+            if let Ok(spec) = text.parse::<FormatSpec>() {
+                accepted += 1;
+                let canonical = spec.to_string();
+                assert_eq!(parse(&canonical), spec, "{text} -> {canonical}");
+                assert_eq!(parse(&canonical).to_string(), canonical, "{text}");
+                assert_eq!(parse(&format!("{spec:#}")), spec, "{text}");
+                distinct.insert(canonical);
+            }
+            // Next combination (odometer order).
+            let mut k = 0;
+            while k < index.len() {
+                index[k] += 1;
+                if index[k] < choices[k].len() {
+                    break;
+                }
+                index[k] = 0;
+                k += 1;
+            }
+            if k == index.len() {
+                break;
+            }
+        }
+        assert!(accepted > 0 && distinct.len() > 1, "{}", family.name());
+    }
+}
+
 /// Specs built from configurations (not parsed) print and parse back too.
 #[test]
 fn constructed_specs_round_trip() {
