@@ -537,7 +537,7 @@ pub struct Family {
 }
 
 /// Every family, in the order the tool lists them.
-const FAMILIES: &[Family] = &[
+static FAMILIES: &[Family] = &[
     Family {
         fam: Fam::Arm64S1,
         name: "arm64-s1",
@@ -1763,7 +1763,7 @@ impl CatalogueEntry {
 use CatalogueEntry as E;
 
 /// The catalogue. Labels follow `family/variant`; the texts are canonical.
-const CATALOGUE: &[CatalogueEntry] = &[
+static CATALOGUE: &[CatalogueEntry] = &[
     // ARM64 stage 1: every granule, narrow and odd input sizes, the upper half (TTBR1),
     // contiguous hints off, NS, non-coherent walks.
     E::demo("arm64-s1/4K", "arm64-s1"),
@@ -1896,3 +1896,22 @@ const CATALOGUE: &[CatalogueEntry] = &[
     ),
     E::new("riscv/sv39/oas32", "riscv:levels=3,oas=32"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each family's `Fam` finds that family (no two share one, none is missing).
+    #[test]
+    fn every_family_is_found_by_its_kind() {
+        for family in FAMILIES {
+            assert!(
+                core::ptr::eq(family.fam.family(), family),
+                "{}",
+                family.name
+            );
+            assert_eq!(family.default_spec().fam(), family.fam, "{}", family.name);
+        }
+        assert_eq!(Opt::DirtyTracking as usize + 1, OPT_COUNT);
+    }
+}
