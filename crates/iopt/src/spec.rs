@@ -865,6 +865,14 @@ impl FormatSpec {
     }
 
     /// The family called `name` (not case-sensitive).
+    ///
+    /// ```
+    /// use iopt::spec::FormatSpec;
+    /// let riscv = FormatSpec::family_named("riscv").unwrap();
+    /// assert_eq!(riscv.module(), "riscv");
+    /// assert!(riscv.option("svnapot").unwrap().is_flag());
+    /// assert!(FormatSpec::family_named("sparc").is_none());
+    /// ```
     pub fn family_named(name: &str) -> Option<&'static Family> {
         FAMILIES.iter().find(|f| f.name.eq_ignore_ascii_case(name))
     }
@@ -1474,7 +1482,7 @@ macro_rules! with_format {
 }
 
 impl AnyFormat {
-    /// Runs `visitor` on the concrete format.
+    /// Runs `visitor` on the concrete format (see [`FormatVisitor`]).
     pub fn visit<V: FormatVisitor>(self, visitor: V) -> V::Output {
         crate::with_format!(self, f => visitor.visit(f))
     }
@@ -1490,6 +1498,13 @@ impl AnyFormat {
     /// Physical address bits a table may live in ([`Format::table_pa_bits`]): table
     /// memory must hand out pages below `2^table_pa_bits` (32 for ARMv7s, whose
     /// descriptors and TTBR hold 32-bit table addresses).
+    ///
+    /// ```
+    /// use iopt::spec::FormatSpec;
+    /// assert_eq!(FormatSpec::parse("armv7s")?.build()?.table_pa_bits(), 32);
+    /// assert_eq!(FormatSpec::parse("x86-64")?.build()?.table_pa_bits(), 52);
+    /// # Ok::<(), iopt::spec::SpecError>(())
+    /// ```
     pub fn table_pa_bits(&self) -> u32 {
         crate::with_format!(*self, f => f.table_pa_bits())
     }
