@@ -1,4 +1,5 @@
-//! `iopt demo`: a short, seeded workload over every format, checked step by step.
+//! `iopt demo`: a short, seeded workload over the catalogue's demonstration tables
+//! (every format type), checked step by step.
 //!
 //! Each table gets a mix of operations like a DMA mapping layer produces:
 //! - streaming buffers of 1 to 16 smallest pages, mapped and unmapped again at a fixed
@@ -20,16 +21,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-use iopt::fmt::arm_lpae::{ArmLpae, ArmLpae52, ArmLpaeConfig, Granule, Stage};
-use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
-use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
-use iopt::fmt::dart::{Dart, DartConfig};
-use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
-use iopt::fmt::riscv::{Riscv, RiscvConfig};
-use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
-use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::ArenaMemory;
+use iopt::spec::FormatSpec;
 use iopt::{Error, FlushOps, Format, Gather, Info, PageTable, Prot};
 
 use crate::model::{Buffer, Model};
@@ -73,100 +66,32 @@ impl fmt::Display for CheckFailed {
     }
 }
 
-/// Runs the demonstration over every format and returns the summary to print.
+/// Runs the demonstration over the catalogue's demonstration tables (one or more of
+/// every format type: [`iopt::spec::CatalogueEntry::demo`]) and returns the summary to
+/// print.
 ///
 /// # Errors
 /// The first check that failed.
 pub fn run(seed: u64, ops: u32) -> Result<Report, CheckFailed> {
-    let arm = |stage, granule, ias| {
-        config(ArmLpae::new(ArmLpaeConfig {
-            stage,
-            granule,
-            ias,
-            ..ArmLpaeConfig::default()
-        }))
-    };
-    let x86 = |levels| {
-        config(X86_64::new(X86_64Config {
-            levels,
-            ..X86_64Config::default()
-        }))
-    };
-    let amd = config(AmdV1::new(AmdV1Config {
-        levels: 1,
-        max_levels: 6,
-        ..AmdV1Config::default()
-    }))?;
-    let v7s = config(ArmV7s::new(ArmV7sConfig::default()))?;
-    let vtd = |levels| {
-        config(VtdSs::new(VtdSsConfig {
-            levels,
-            ..VtdSsConfig::default()
-        }))
-    };
-    let dart = |cfg| config(Dart::new(cfg));
-    let dart_4k = DartConfig {
-        granule: Granule::K4,
-        ..DartConfig::t8103()
-    };
-    let riscv = |levels| {
-        config(Riscv::new(RiscvConfig {
-            levels,
-            ..RiscvConfig::default()
-        }))
-    };
-    let arm52 = config(ArmLpae52::new(ArmLpaeConfig {
-        granule: Granule::K64,
-        oas: 52,
-        ..ArmLpaeConfig::default()
-    }))?;
-    let arm32 = |stage, ias| {
-        config(Arm32Lpae::new(Arm32LpaeConfig {
-            stage,
-            ias,
-            ..Arm32LpaeConfig::default()
-        }))
-    };
-    let mali = config(MaliLpae::new(MaliLpaeConfig::default()))?;
-
-    let rows = vec![
-        run_table("arm64-s1/4K", arm(Stage::S1, Granule::K4, 48)?, seed, ops)?,
-        run_table("arm64-s1/16K", arm(Stage::S1, Granule::K16, 48)?, seed, ops)?,
-        run_table("arm64-s1/64K", arm(Stage::S1, Granule::K64, 48)?, seed, ops)?,
-        run_table(
-            "arm64-s2/4K/ias40",
-            arm(Stage::S2, Granule::K4, 40)?,
-            seed,
-            ops,
-        )?,
-        run_table("amdv1/dynamic-top", amd, seed, ops)?,
-        run_table("x86-64/4-level", x86(4)?, seed, ops)?,
-        run_table("x86-64/5-level", x86(5)?, seed, ops)?,
-        run_table("armv7s", v7s, seed, ops)?,
-        run_table("vtd-ss/3-level", vtd(3)?, seed, ops)?,
-        run_table("vtd-ss/5-level", vtd(5)?, seed, ops)?,
-        run_table("dart/v1/16K", dart(DartConfig::t8103())?, seed, ops)?,
-        run_table("dart/v1/4K/4-ttbr", dart(dart_4k)?, seed, ops)?,
-        run_table("dart/v2/t6000", dart(DartConfig::t6000())?, seed, ops)?,
-        run_table(
-            "dart/v2/t8110/ias42",
-            dart(DartConfig::t8110(42, 42))?,
-            seed,
-            ops,
-        )?,
-        run_table("riscv/sv39", riscv(3)?, seed, ops)?,
-        run_table("riscv/sv57", riscv(5)?, seed, ops)?,
-        run_table("arm64-s1/64K/oas52", arm52, seed, ops)?,
-        run_table("arm32-s1", arm32(Stage::S1, 32)?, seed, ops)?,
-        run_table("arm32-s2/ias40", arm32(Stage::S2, 40)?, seed, ops)?,
-        run_table("mali", mali, seed, ops)?,
-    ];
+    let mut rows = Vec::new();
+    for entry in FormatSpec::catalogue().iter().filter(|e| e.demo) {
+        let label = entry.label;
+        let format = entry
+            .spec()
+            .build()
+            .map_err(|e| CheckFailed(format!("{label}: built-in configuration refused: {e}")))?;
+        // The arena must be where the format's table pointers reach (below 4 GiB for
+        // 32-bit ones).
+        let reach = 1u128 << format.table_pa_bits();
+        if u128::from(ARENA_BASE) + ARENA_BYTES as u128 > reach {
+            return Err(CheckFailed(format!(
+                "{label}: the demo's table memory at {ARENA_BASE:#x} is beyond the format's {}-bit table addresses",
+                format.table_pa_bits()
+            )));
+        }
+        rows.push(iopt::with_format!(format, f => run_table(label, f, seed, ops))?);
+    }
     Ok(Report { seed, ops, rows })
-}
-
-/// A built-in configuration the library refused: a bug in this program.
-fn config<F>(r: Result<F, Error>) -> Result<F, CheckFailed> {
-    r.map_err(|e| CheckFailed(format!("built-in configuration refused: {e}")))
 }
 
 /// Flush operations that record what the engine asks for: the top changes of a growing

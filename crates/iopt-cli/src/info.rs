@@ -3,9 +3,9 @@
 use std::fmt;
 
 use iopt::mem::ArenaMemory;
+use iopt::spec::{FormatSpec, SpecError};
 use iopt::{Aperture, Format, Info, NoFlush, PageTable};
 
-use crate::formats::{AnyFormat, Selected};
 use crate::units;
 
 /// Physical address of the simulated memory the table pages come from. Below 4 GiB, so
@@ -19,9 +19,11 @@ const ARENA_BYTES: usize = 1 << 20;
 /// property, then the hardware words as `name = value` lines.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Command-line name of the format.
-    name: String,
-    /// The library's name of the format.
+    /// The format's family name.
+    name: &'static str,
+    /// The spec in canonical form.
+    spec: String,
+    /// The library's name of the format type.
     format_name: &'static str,
     /// The configuration in words.
     summary: String,
@@ -31,48 +33,85 @@ pub struct Report {
     info: Info,
 }
 
-/// Describes an empty table of the selected format.
-///
-/// # Errors
-/// The library's error if the table cannot be created.
-pub fn describe_any(selected: &Selected) -> Result<Report, iopt::Error> {
-    let name = selected.name.as_str();
-    let summary = &selected.summary;
-    match selected.format {
-        AnyFormat::ArmLpae(f) => describe(f, name, summary),
-        AnyFormat::ArmLpae52(f) => describe(f, name, summary),
-        AnyFormat::Arm32Lpae(f) => describe(f, name, summary),
-        AnyFormat::MaliLpae(f) => describe(f, name, summary),
-        AnyFormat::AmdV1(f) => describe(f, name, summary),
-        AnyFormat::X86_64(f) => describe(f, name, summary),
-        AnyFormat::ArmV7s(f) => describe(f, name, summary),
-        AnyFormat::VtdSs(f) => describe(f, name, summary),
-        AnyFormat::Dart(f) => describe(f, name, summary),
-        AnyFormat::Riscv(f) => describe(f, name, summary),
-    }
+/// Why a table could not be described.
+#[derive(Debug)]
+pub enum DescribeError {
+    /// The library refused the spec.
+    Spec(SpecError),
+    /// Creating the table failed.
+    Table(iopt::Error),
 }
 
-/// Creates an empty table of format `fmt` in simulated memory at [`ARENA_BASE`] and
+/// Creates an empty table of `spec` in simulated memory at [`ARENA_BASE`] and
 /// describes it.
 ///
 /// # Errors
-/// The library's error if the table cannot be created.
-pub fn describe<F: Format>(fmt: F, name: &str, summary: &str) -> Result<Report, iopt::Error> {
+/// The library's error if the format or the table cannot be created.
+pub fn describe(spec: &FormatSpec) -> Result<Report, DescribeError> {
+    let format = spec.build().map_err(DescribeError::Spec)?;
+    iopt::with_format!(format, f => describe_table(f, spec)).map_err(DescribeError::Table)
+}
+
+fn describe_table<F: Format>(fmt: F, spec: &FormatSpec) -> Result<Report, iopt::Error> {
     let pt = PageTable::new(fmt, ArenaMemory::new(ARENA_BASE, ARENA_BYTES), NoFlush)?;
     let info = pt.info();
     Ok(Report {
-        name: name.to_owned(),
+        name: spec.name(),
+        spec: spec.to_string(),
         format_name: F::NAME,
-        summary: summary.to_owned(),
+        summary: spec.describe().to_string(),
         top_table: top_table(pt.format(), info.levels - 1),
         info,
     })
+}
+
+/// `iopt info --list`: every format and every option, with their help.
+pub fn list() -> String {
+    let mut s = String::from(
+        "Formats: --format NAME[:OPTION,...], e.g. arm64-s2:granule=16k,ias=40.\n\
+         An on/off option is written OPTION (on) or no-OPTION (off), any other \
+         OPTION=VALUE;\noptions left out take the defaults shown.\n",
+    );
+    for family in FormatSpec::families() {
+        s += &format!("\n{}  {}\n", family.name(), family.help());
+        for opt in family.options() {
+            let written = if opt.is_flag() {
+                format!("{0} | no-{0}", opt.name())
+            } else {
+                format!("{}=VALUE", opt.name())
+            };
+            let values = if opt.is_flag() {
+                String::new()
+            } else {
+                format!(": {}", opt.values())
+            };
+            s += &format!(
+                "  {written:<34} {}{values} [default: {}]\n",
+                opt.help(),
+                opt.default_text()
+            );
+        }
+    }
+    s
+}
+
+/// `iopt info --catalogue`: the configurations the library's tests cover.
+pub fn catalogue() -> String {
+    let entries = FormatSpec::catalogue();
+    let width = entries.iter().map(|e| e.label.len()).max().unwrap_or(0);
+    let mut s = String::from("Configurations worth testing (label, spec; * = in `iopt demo`):\n");
+    for e in entries {
+        let mark = if e.demo { '*' } else { ' ' };
+        s += &format!("{mark} {:<width$}  {}\n", e.label, e.text);
+    }
+    s
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let info = &self.info;
         writeln!(f, "format:     {} ({})", self.name, self.format_name)?;
+        writeln!(f, "spec:       {}", self.spec)?;
         writeln!(f, "config:     {}", self.summary)?;
         if info.max_levels > info.levels {
             writeln!(

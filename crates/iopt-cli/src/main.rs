@@ -1,10 +1,14 @@
 //! The `iopt` command-line tool.
 //!
-//! - `iopt info --format F [options]` builds an empty table of one format and prints
+//! - `iopt info --format SPEC [options]` builds an empty table of one format and prints
 //!   what a driver needs to know about it: levels, page sizes, aperture, output address
-//!   width, root address and the hardware configuration words.
-//! - `iopt demo` (and `iopt` with no arguments) runs a short seeded workload over every
-//!   format, checks every step against a model, and prints a summary table.
+//!   width, root address and the hardware configuration words. SPEC is the library's
+//!   format text form (`arm64-s2:granule=16k,ias=40`, see `iopt::spec`); `iopt info
+//!   --list` prints every format and option, `iopt info --catalogue` the configurations
+//!   the tests cover.
+//! - `iopt demo` (and `iopt` with no arguments) runs a short seeded workload over the
+//!   catalogue's demonstration tables (every format type), checks every step against a
+//!   model, and prints a summary table.
 //! - `iopt bench [--format F] [--workload W] [--size S] [--json | --markdown] [--plot
 //!   FILE.svg]` times the benchmark workloads for iopt's formats and, in the same run,
 //!   for the peer crates (aarch64-paging, x86_64) and a plain-fill baseline.
@@ -22,9 +26,12 @@ mod workloads;
 use std::fmt;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::formats::{BuildError, FormatName, FormatOptions};
+use iopt::spec::SpecError;
+
+use crate::formats::{BuildError, FormatOptions};
+use crate::info::DescribeError;
 
 /// IOMMU page tables: inspect a format's configuration, or run the demonstration.
 ///
@@ -50,9 +57,21 @@ enum Command {
 /// Arguments of `iopt info`.
 #[derive(Debug, Args)]
 struct InfoArgs {
-    /// The table format.
-    #[arg(long, value_enum)]
-    format: FormatName,
+    /// The table format and its options: NAME[:OPTION,...], e.g. `arm64-s1`,
+    /// `arm64-s2:granule=16k,ias=40`, `riscv:levels=5,no-svnapot` (every format and
+    /// option: --list).
+    #[arg(
+        long,
+        value_name = "SPEC",
+        required_unless_present_any = ["list", "catalogue"]
+    )]
+    format: Option<String>,
+    /// Print every format and option with its help and default, and exit.
+    #[arg(long, conflicts_with_all = ["format", "catalogue"])]
+    list: bool,
+    /// Print the configurations the library's tests cover (label and spec), and exit.
+    #[arg(long, conflicts_with = "format")]
+    catalogue: bool,
     #[command(flatten)]
     options: FormatOptions,
 }
@@ -83,8 +102,9 @@ enum AppError {
     /// The command line asked for something that does not make sense (exit status 2,
     /// like clap's own usage errors).
     Usage(String),
-    /// The library refused the configuration (exit status 1).
-    Config(iopt::Error),
+    /// The library refused the configuration, or could not create the table (exit
+    /// status 1).
+    Config(String),
     /// A demonstration check failed (exit status 1).
     Check(demo::CheckFailed),
     /// A file could not be written (exit status 1).
@@ -104,9 +124,20 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::Usage(msg) => f.write_str(msg),
-            AppError::Config(e) => write!(f, "{e}"),
+            AppError::Config(e) => f.write_str(e),
             AppError::Check(e) => write!(f, "demo check failed: {e}"),
             AppError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<SpecError> for AppError {
+    /// A refused configuration is an error of the values; anything else in a spec (an
+    /// unknown name or option, a malformed value) is a usage error.
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Config { .. } => AppError::Config(e.to_string()),
+            _ => AppError::Usage(e.to_string()),
         }
     }
 }
@@ -114,17 +145,30 @@ impl fmt::Display for AppError {
 impl From<BuildError> for AppError {
     fn from(e: BuildError) -> Self {
         match e {
-            BuildError::NotApplicable { option, format } => AppError::Usage(format!(
-                "--{option} does not apply to --format {}",
-                format.as_str()
-            )),
-            BuildError::Config(e) => AppError::Config(e),
+            BuildError::NotApplicable { option, format } => {
+                AppError::Usage(format!("--{option} does not apply to --format {format}"))
+            }
+            BuildError::Spec(e) => e.into(),
+        }
+    }
+}
+
+impl From<DescribeError> for AppError {
+    fn from(e: DescribeError) -> Self {
+        match e {
+            DescribeError::Spec(e) => e.into(),
+            DescribeError::Table(e) => AppError::Config(e.to_string()),
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The format flags' help names the formats each applies to, from the library.
+    let command = Cli::command().mut_subcommand("info", formats::annotate);
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(cli.command.unwrap_or(Command::Demo(DemoArgs::default()))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -137,8 +181,17 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), AppError> {
     match command {
         Command::Info(args) => {
-            let selected = formats::build(args.format, &args.options)?;
-            let report = info::describe_any(&selected).map_err(AppError::Config)?;
+            if args.list {
+                print!("{}", info::list());
+                return Ok(());
+            }
+            if args.catalogue {
+                print!("{}", info::catalogue());
+                return Ok(());
+            }
+            let text = args.format.as_deref().unwrap_or_default();
+            let spec = formats::spec(text, &args.options)?;
+            let report = info::describe(&spec)?;
             print!("{report}");
             Ok(())
         }
@@ -158,10 +211,12 @@ fn run(command: Command) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        Cli::command()
+            .mut_subcommand("info", formats::annotate)
+            .debug_assert();
     }
 }

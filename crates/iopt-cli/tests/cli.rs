@@ -60,6 +60,7 @@ fn info_arm64_s1_default_is_exact() {
     // TG0 4K (0), EPD1 (1 << 23), IPS 48-bit (5 << 32).
     let expected = "\
 format:     arm64-s1 (arm64-lpae)
+spec:       arm64-s1
 config:     stage 1, 4K granule, ias 48, oas 48, start level 0, TTBR0, contiguous hints, coherent walk
 levels:     4
 top table:  512 entries, 4K
@@ -73,6 +74,11 @@ hw words:
   MAIR = 0xf404ff44
 ";
     assert_eq!(stdout_of(&["info", "--format", "arm64-s1"]), expected);
+    // The same in the spec form, with the defaults spelled out.
+    assert_eq!(
+        stdout_of(&["info", "--format", "arm64-s1:granule=4k,ias=48,oas=48"]),
+        expected
+    );
     // Spelled out, the defaults give the same table.
     assert_eq!(
         stdout_of(&[
@@ -287,6 +293,24 @@ fn info_dart() {
     assert!(e.contains("DART v2 needs the 16K granule"), "{e}");
     let e = failure(&["info", "--format", "dart", "--ias", "40"], 1);
     assert!(e.contains("ias must be 32..=oas"), "{e}");
+    // T8110 registers on the default (v1) DART: the error says what oas is.
+    let e = failure(
+        &[
+            "info",
+            "--format",
+            "dart",
+            "--dart-regs",
+            "t8110",
+            "--ias",
+            "42",
+        ],
+        1,
+    );
+    assert!(e.contains("ias must be 32..=oas (oas is 36 here)"), "{e}");
+    assert!(
+        e.contains("dart:version=1,granule=16k,ias=42,oas=36,regs=t8110"),
+        "{e}"
+    );
     let e = failure(&["info", "--format", "dart", "--ttbr1"], 2);
     assert!(e.contains("--ttbr1 does not apply to --format dart"), "{e}");
 }
@@ -557,4 +581,86 @@ fn info_lpae_family() {
         e.contains("--coherent-walk does not apply to --format arm64-s1"),
         "{e}"
     );
+}
+
+/// `--format` takes the library's spec text; flags add to its options.
+#[test]
+fn info_format_spec_text() {
+    let s2 = info(&["--format", "arm64-s2:granule=16k,ias=40"]);
+    assert_eq!(s2("spec"), "arm64-s2:granule=16k,ias=40");
+    assert_eq!(s2("levels"), "3");
+    // Flags and spec options together; the spec line is canonical.
+    let amd = info(&["--format", "amdv1:no-dynamic-top", "--levels", "4"]);
+    assert_eq!(amd("spec"), "amdv1:levels=4,no-dynamic-top");
+    assert_eq!(amd("levels"), "4");
+    let dart = info(&["--format", "dart:version=2,regs=t8110,ias=42"]);
+    assert_eq!(dart("TCR"), "0x9");
+    assert_eq!(
+        info(&["--format", "riscv", "--levels", "5", "--no-svnapot"])("spec"),
+        "riscv:levels=5,no-svnapot"
+    );
+
+    // Errors name the format, the option and what it takes.
+    let e = failure(&["info", "--format", "sparc:ias=40"], 2);
+    assert!(
+        e.contains("unknown format `sparc`") && e.contains("arm64-s1"),
+        "{e}"
+    );
+    let e = failure(&["info", "--format", "amdv1:granule=16k"], 2);
+    assert!(e.contains("amdv1 has no option `granule`"), "{e}");
+    let e = failure(&["info", "--format", "arm64-s1:granule=8k"], 2);
+    assert!(
+        e.contains("`granule=8k`: granule must be 4k, 16k or 64k"),
+        "{e}"
+    );
+    let e = failure(&["info", "--format", "arm64-s1:ttbr1=yes"], 2);
+    assert!(e.contains("written `ttbr1` or `no-ttbr1`"), "{e}");
+    let e = failure(&["info", "--format", "x86-64:levels=5", "--levels", "4"], 2);
+    assert!(e.contains("`levels` is given more than once"), "{e}");
+    let e = failure(&["info", "--format", "arm64-s1:ias=52"], 1);
+    assert!(
+        e.contains("arm64-s1:ias=52: invalid configuration: ias must be 32..=48"),
+        "{e}"
+    );
+    let e = failure(&["info", "--format", "dart", "--dart-version", "3"], 2);
+    assert!(e.contains("`version=3`: version must be 1 or 2"), "{e}");
+}
+
+/// `info --list` prints every format and option; `info --catalogue` every configuration.
+#[test]
+fn info_lists_formats_and_catalogue() {
+    let list = stdout_of(&["info", "--list"]);
+    for name in [
+        "arm64-s1", "arm64-s2", "arm32-s1", "arm32-s2", "mali", "amdv1", "x86-64", "armv7s",
+        "vtd-ss", "dart", "riscv",
+    ] {
+        assert!(
+            list.lines().any(|l| l.starts_with(&format!("{name}  "))),
+            "{name} missing from:\n{list}"
+        );
+    }
+    assert!(list.contains("  granule=VALUE"), "{list}");
+    assert!(list.contains("  ttbr1 | no-ttbr1"), "{list}");
+    assert!(list.contains("[default: 4k]"), "{list}");
+    assert!(list.contains("sme-c-bit=VALUE"), "{list}");
+
+    let cat = stdout_of(&["info", "--catalogue"]);
+    assert!(cat.lines().count() > 60, "{cat}");
+    assert!(
+        cat.lines()
+            .any(|l| l.starts_with("* arm64-s2/4K/ias40") && l.ends_with("arm64-s2:ias=40")),
+        "{cat}"
+    );
+    assert!(
+        cat.lines()
+            .any(|l| l.starts_with("  vtd-ss/4-level/4K-only") && l.ends_with("vtd-ss:no-2m,no-1g")),
+        "{cat}"
+    );
+    // Every spec the catalogue lists is accepted by `info`.
+    for line in cat.lines().skip(1) {
+        let text = line.split_whitespace().last().unwrap_or_default();
+        let args = ["--format", text];
+        let one = info(&args);
+        assert_eq!(one("spec"), text);
+    }
 }

@@ -105,6 +105,7 @@ mod reserve;
 mod safe;
 #[cfg(feature = "std")]
 mod shared;
+pub mod spec;
 mod sync;
 mod table;
 
@@ -117,5 +118,6 @@ pub use reserve::Reservation;
 pub use safe::{Table, Unmapped};
 #[cfg(feature = "std")]
 pub use shared::{RangeGuard, SharedGuard, SharedTable};
+pub use spec::{AnyFormat, FormatSpec, FormatVisitor, SpecError};
 pub use table::DirtyFlags;
 pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};

@@ -1397,13 +1397,17 @@ fn bad_config_dart() {
         },
         "T8110 registers need the 16K granule (TTBRs hold address bits 43:14)",
     );
-    for c in [
-        DartConfig { ias: 31, ..v1 },
-        DartConfig { ias: 37, ..v1 },
-        DartConfig::t8110(43, 42),
-        DartConfig::t8110(16, 36),
+    let (ias36, ias42) = (
+        "ias must be 32..=oas (oas is 36 here)",
+        "ias must be 32..=oas (oas is 42 here)",
+    );
+    for (c, msg) in [
+        (DartConfig { ias: 31, ..v1 }, ias36),
+        (DartConfig { ias: 37, ..v1 }, ias36),
+        (DartConfig::t8110(43, 42), ias42),
+        (DartConfig::t8110(16, 36), ias36),
     ] {
-        bad(c, "ias must be 32..=oas");
+        bad(c, msg);
     }
     for c in [
         DartConfig { ias: 40, ..v2 },

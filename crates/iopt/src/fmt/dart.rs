@@ -280,7 +280,12 @@ impl Dart {
             ));
         }
         if cfg.ias < 32 || cfg.ias > cfg.oas {
-            return Err(Error::BadConfig("ias must be 32..=oas"));
+            // oas is 36 or 42 (checked above): say which, since it is often a default.
+            return Err(Error::BadConfig(if cfg.oas == 36 {
+                "ias must be 32..=oas (oas is 36 here)"
+            } else {
+                "ias must be 32..=oas (oas is 42 here)"
+            }));
         }
         // Linux's split (dart_alloc_pgtable). With ias <= 42 it never needs more than
         // three levels or more TTBRs than the granule allows.
