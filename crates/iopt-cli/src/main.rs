@@ -17,7 +17,6 @@ mod model;
 mod plot;
 mod rng;
 mod units;
-mod workloads;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -148,7 +147,7 @@ fn run(command: Command) -> Result<(), AppError> {
             Ok(())
         }
         Command::Bench(args) => {
-            let report = bench::run(&args).map_err(AppError::Io)?;
+            let report = bench::run(&args)?;
             print!("{report}");
             Ok(())
         }
