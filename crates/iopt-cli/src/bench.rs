@@ -1,4 +1,5 @@
-//! `iopt bench`: the benchmark workloads ([`crate::workloads`]) from the command line.
+//! `iopt bench`: the benchmark workloads of the `iopt-bench` crate from the command line
+//! (this file is the clap and report layer over it).
 //!
 //! Every measurement is the median of several repetitions, each with its setup (table
 //! creation, population, op lists) excluded from the time. The subjects of one workload
@@ -6,18 +7,20 @@
 //! measured in the same run and under the same machine noise as iopt; a ratio is iopt's
 //! median divided by the peer's.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use iopt_bench::{self as workloads, GIB, IoptFormat, KIB, Params, Sample, Subject, Workload};
 use serde::Serialize;
 
+use crate::AppError;
 use crate::plot;
 use crate::units;
-use crate::workloads::{self, GIB, IoptFormat, KIB, Params, Sample, Subject, Workload};
 
 /// Smallest and largest `--size`.
 const MIN_SIZE: u64 = 64 * KIB;
@@ -39,46 +42,35 @@ const PLOT_MAX_REPS: u32 = 101;
 /// The progress bar appears once a run has taken this long.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
-/// `--format` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// x86-64 4-level.
-    #[value(name = "x86-64")]
-    X86_64,
-    /// ARM64 stage 1, 4K granule, ias 48, no contiguous hints.
-    #[value(name = "arm64-s1")]
-    Arm64S1,
-    /// The same with contiguous hints.
-    #[value(name = "arm64-s1-contig")]
-    Arm64S1Contig,
-    /// AMD IOMMU v1.
-    #[value(name = "amdv1")]
-    AmdV1,
-    /// ARMv7 short descriptors.
-    #[value(name = "armv7s")]
-    ArmV7s,
-    /// Every format above.
-    #[value(name = "all")]
-    All,
+/// The value of `--format` and `--workload` that selects everything.
+const ALL: &str = "all";
+
+/// `--format` values: every benchmarked format (from `iopt_bench::formats`), and `all`.
+fn format_values() -> PossibleValuesParser {
+    let mut v: Vec<PossibleValue> = IoptFormat::ALL
+        .iter()
+        .map(|f| PossibleValue::new(f.name()).help(f.describe()))
+        .collect();
+    v.push(PossibleValue::new(ALL).help("every format above"));
+    PossibleValuesParser::new(v)
 }
 
-/// `--workload` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WorkloadArg {
-    /// W1 map 4K pages one per call, W1u unmap them one per call.
-    W1,
-    /// W2 map 4K pages in one call, W2u unmap them in one call.
-    W2,
-    /// W3 map 2 MiB blocks one per call, W3u unmap them.
-    W3,
-    /// W4 random lookups in the W2 table.
-    W4,
-    /// W5 mixed driver workload.
-    W5,
-    /// W6 two threads on the concurrent handle, against one.
-    W6,
-    /// Every workload.
-    All,
+/// `--workload` values: the workload groups (a map and the unmap of what it mapped go
+/// together), and `all`.
+fn workload_values() -> PossibleValuesParser {
+    let mut v: Vec<PossibleValue> = Workload::groups()
+        .into_iter()
+        .map(|g| {
+            let names: Vec<&str> = Workload::ALL
+                .iter()
+                .filter(|w| w.group() == g)
+                .map(|w| w.name())
+                .collect();
+            PossibleValue::new(g).help(names.join(", "))
+        })
+        .collect();
+    v.push(PossibleValue::new(ALL).help("every workload"));
+    PossibleValuesParser::new(v)
 }
 
 /// Arguments of `iopt bench`.
@@ -86,13 +78,15 @@ pub enum WorkloadArg {
 pub struct BenchArgs {
     /// Formats to measure (comma-separated or repeated). Peers run alongside the formats
     /// they compare with: aarch64-paging with arm64-s1*, the x86_64 crate with x86-64.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
-    pub format: Vec<FormatArg>,
-    /// Workloads to run (comma-separated or repeated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
-    pub workload: Vec<WorkloadArg>,
+    #[arg(long, value_delimiter = ',', default_value = ALL, value_parser = format_values())]
+    pub format: Vec<String>,
+    /// Workloads to run (comma-separated or repeated): W1/W1u, W2/W2u, W2e (W2 into the
+    /// tables W1u emptied), W3/W3u, W4, W5, W6 and W7/W7u (1 MiB buffers at warm slots).
+    #[arg(long, value_delimiter = ',', default_value = ALL, value_parser = workload_values())]
+    pub workload: Vec<String>,
     /// Bytes mapped by W1/W2 and looked up by W4 (64K..64G, a multiple of 64K; units
-    /// K, M, G). W3 maps size/2M blocks, W5 does size/8K ops, W6 size/16K page ops.
+    /// K, M, G). W3 maps size/2M blocks, W5 does size/8K ops, W6 size/16K page ops, W7
+    /// size/1M buffers (at least 64).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub size: u64,
     /// Repetitions per measurement; the median is reported.
@@ -125,38 +119,54 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl BenchArgs {
+    /// Whether `--format` (or `--workload`) names everything.
+    fn all(values: &[String]) -> bool {
+        values.iter().any(|v| v == ALL)
+    }
+
+    /// The selected formats, in report order.
     fn formats(&self) -> Vec<IoptFormat> {
-        let all = self.format.contains(&FormatArg::All);
+        let all = Self::all(&self.format);
         IoptFormat::ALL
             .into_iter()
-            .filter(|f| {
-                all || self.format.contains(&match f {
-                    IoptFormat::X86_64 => FormatArg::X86_64,
-                    IoptFormat::Arm64S1 => FormatArg::Arm64S1,
-                    IoptFormat::Arm64S1Contig => FormatArg::Arm64S1Contig,
-                    IoptFormat::AmdV1 => FormatArg::AmdV1,
-                    IoptFormat::ArmV7s => FormatArg::ArmV7s,
-                })
-            })
+            .filter(|f| all || self.format.iter().any(|n| n == f.name()))
             .collect()
     }
 
+    /// The selected workloads, in report order.
     fn workloads(&self) -> Vec<Workload> {
-        let all = self.workload.contains(&WorkloadArg::All);
+        let all = Self::all(&self.workload);
         Workload::ALL
             .into_iter()
-            .filter(|&w| {
-                let arg = match w {
-                    Workload::W1 | Workload::W1u => WorkloadArg::W1,
-                    Workload::W2 | Workload::W2u => WorkloadArg::W2,
-                    Workload::W3 | Workload::W3u => WorkloadArg::W3,
-                    Workload::W4 => WorkloadArg::W4,
-                    Workload::W5 => WorkloadArg::W5,
-                    Workload::W6 | Workload::W6Single => WorkloadArg::W6,
-                };
-                all || self.workload.contains(&arg)
-            })
+            .filter(|w| all || self.workload.iter().any(|g| g == w.group()))
             .collect()
+    }
+
+    /// The formats that take `size`; an error for a format named on the command line
+    /// that does not, a note for one that `--format all` selected.
+    fn formats_at(&self, size: u64) -> Result<(Vec<IoptFormat>, Vec<String>), AppError> {
+        let all = Self::all(&self.format);
+        let mut notes = Vec::new();
+        let mut formats = Vec::new();
+        for f in self.formats() {
+            match f.max_size().filter(|_| !f.fits(size)) {
+                None => formats.push(f),
+                Some((max, why)) => {
+                    let msg = format!(
+                        "--size {} is more than {} takes: at most {}, as {why}",
+                        units::size(size),
+                        f.name(),
+                        units::size(max)
+                    );
+                    if all {
+                        notes.push(format!("{} skipped: {msg}", f.name()));
+                    } else {
+                        return Err(AppError::Usage(msg));
+                    }
+                }
+            }
+        }
+        Ok((formats, notes))
     }
 
     fn params(&self) -> Params {
@@ -307,17 +317,37 @@ fn subjects_for(w: Workload, formats: &[IoptFormat], size: u64) -> Vec<Subject> 
 }
 
 /// Runs the selected workloads and returns one row per (workload, format).
-fn run_workloads(args: &BenchArgs) -> Vec<Row> {
+///
+/// # Errors
+/// A usage error when the selection runs nothing.
+fn run_workloads(args: &BenchArgs, formats: &[IoptFormat]) -> Result<Vec<Row>, AppError> {
     let p = args.params();
-    let formats = args.formats();
     let plan: Vec<(Workload, Vec<Subject>)> = args
         .workloads()
         .into_iter()
         .filter(|&w| w != Workload::W6Single)
         // W6's subjects are iopt's formats only; its reference, the same formats with
         // one thread, is measured as W6-1 right after it.
-        .map(|w| (w, subjects_for(w, &formats, p.size)))
+        .map(|w| (w, subjects_for(w, formats, p.size)))
+        .filter(|(_, s)| s.iter().any(|s| matches!(s, Subject::Iopt(_))))
         .collect();
+    if plan.is_empty() {
+        let mut why: Vec<String> = Vec::new();
+        for w in args.workloads() {
+            for &f in formats {
+                if let Some(reason) = Subject::Iopt(f).why_not(w, p.size)
+                    && !why.contains(&reason)
+                {
+                    why.push(reason);
+                }
+            }
+        }
+        return Err(AppError::Usage(format!(
+            "nothing to run at --size {}: {}",
+            units::size(p.size),
+            why.join("; ")
+        )));
+    }
     let total = plan
         .iter()
         .map(|(w, s)| s.len() as u64 * if *w == Workload::W6 { 2 } else { 1 })
@@ -330,7 +360,7 @@ fn run_workloads(args: &BenchArgs) -> Vec<Row> {
         let single = (*w == Workload::W6)
             .then(|| measure(Workload::W6Single, subjects, &p, args.reps, &mut progress));
         let fill = medians.get(Subject::Fill).map(Sample::ns_per_op);
-        for &f in &formats {
+        for &f in formats {
             let Some(m) = medians.get(Subject::Iopt(f)) else {
                 continue;
             };
@@ -365,7 +395,7 @@ fn run_workloads(args: &BenchArgs) -> Vec<Row> {
         }
     }
     progress.finish();
-    rows
+    Ok(rows)
 }
 
 /// A number of nanoseconds with 3 significant digits (at most 2 decimals).
@@ -424,14 +454,17 @@ fn columns(rows: &[Vec<String>], left: &[usize], indent: &str) -> String {
     out
 }
 
-/// The human report: one block per workload.
-fn human(rows: &[Row], args: &BenchArgs) -> String {
+/// The human report: one block per workload (after the notes on skipped formats).
+fn human(rows: &[Row], args: &BenchArgs, notes: &[String]) -> String {
     let mut out = format!(
         "iopt bench: --size {}, median of {} repetitions, setup excluded; \
          ratio = iopt / peer (< 1: iopt faster)\n",
         units::size(args.size),
         args.reps
     );
+    for note in notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     let mut i = 0;
     while i < rows.len() {
         let w = rows[i].workload;
@@ -510,8 +543,9 @@ pub fn machine() -> String {
     }
 }
 
-/// The Markdown report: one table, rows in workload order.
-fn markdown(rows: &[Row], args: &BenchArgs) -> String {
+/// The Markdown report: one table, rows in workload order (after the notes on skipped
+/// formats).
+fn markdown(rows: &[Row], args: &BenchArgs, notes: &[String]) -> String {
     let mut out = format!(
         "Machine: {}. `iopt bench --size {} --reps {}`: median of {} repetitions, setup \
          excluded; ratio = iopt / peer in the same run (< 1: iopt faster; W6: 2 threads / 1 \
@@ -521,6 +555,9 @@ fn markdown(rows: &[Row], args: &BenchArgs) -> String {
         args.reps,
         args.reps
     );
+    for note in notes {
+        let _ = writeln!(out, "Note: {note}.\n");
+    }
     out.push_str(
         "| workload | op | format | ns/op | table pages | peer | peer ns/op | peer pages | ratio | fill ns/entry |\n\
          |---|---|---|--:|--:|---|--:|--:|--:|--:|\n",
@@ -556,22 +593,69 @@ fn markdown(rows: &[Row], args: &BenchArgs) -> String {
 /// Runs `iopt bench` and returns what to print.
 ///
 /// # Errors
-/// The plot file could not be written.
-pub fn run(args: &BenchArgs) -> std::io::Result<String> {
-    workloads::warm_allocator();
+/// A usage error when the selection runs nothing, or when a format named with `--format`
+/// does not take `--size` (the message names both and the limit); an I/O error naming
+/// the path when the plot cannot be written (checked before measuring: a missing folder).
+pub fn run(args: &BenchArgs) -> Result<String, AppError> {
     if let Some(path) = &args.plot {
+        check_plot_path(path)?;
+        workloads::warm_allocator();
         return run_plot(args, path);
     }
-    let rows = run_workloads(args);
+    let (formats, notes) = args.formats_at(args.size)?;
+    if formats.is_empty() {
+        return Err(AppError::Usage(format!(
+            "nothing to run: {}",
+            notes.join("; ")
+        )));
+    }
+    workloads::warm_allocator();
+    let rows = run_workloads(args, &formats)?;
     Ok(if args.json {
+        for note in &notes {
+            eprintln!("iopt: note: {note}");
+        }
         rows.iter()
             .map(|r| serde_json::to_string(r).expect("a row serialises") + "\n")
             .collect()
     } else if args.markdown {
-        markdown(&rows, args)
+        markdown(&rows, args, &notes)
     } else {
-        human(&rows, args)
+        human(&rows, args, &notes)
     })
+}
+
+/// An I/O error about the plot file `path`.
+fn plot_error(path: &Path, kind: std::io::ErrorKind, why: impl fmt::Display) -> AppError {
+    AppError::Io(std::io::Error::new(
+        kind,
+        format!("cannot write the plot to {}: {why}", path.display()),
+    ))
+}
+
+/// Whether the plot can go to `path`: its folder must exist (it is not created).
+fn check_plot_path(path: &Path) -> Result<(), AppError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(plot_error(
+            path,
+            std::io::ErrorKind::NotADirectory,
+            format_args!("{} is not a folder", dir.display()),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(plot_error(
+            path,
+            e.kind(),
+            format_args!("the folder {} does not exist", dir.display()),
+        )),
+        Err(e) => Err(plot_error(
+            path,
+            e.kind(),
+            format_args!("{}: {e}", dir.display()),
+        )),
+    }
 }
 
 /// One point of the plot.
@@ -585,8 +669,15 @@ struct Point {
 
 /// The plot: W2 (4K pages, one call) at every size of [`PLOT_SIZES`] up to `--size`,
 /// per format and for aarch64-paging.
-fn run_plot(args: &BenchArgs, path: &std::path::Path) -> std::io::Result<String> {
-    let formats = args.formats();
+fn run_plot(args: &BenchArgs, path: &Path) -> Result<String, AppError> {
+    let sizes: Vec<u64> = PLOT_SIZES.into_iter().filter(|&s| s <= args.size).collect();
+    let largest = sizes.last().copied().unwrap_or(args.size);
+    let (formats, _) = args.formats_at(largest)?;
+    if formats.is_empty() || sizes.is_empty() {
+        return Err(AppError::Usage(
+            "nothing to plot at this --format and --size".into(),
+        ));
+    }
     let mut series: Vec<Subject> = formats.iter().map(|&f| Subject::Iopt(f)).collect();
     if formats
         .iter()
@@ -594,7 +685,6 @@ fn run_plot(args: &BenchArgs, path: &std::path::Path) -> std::io::Result<String>
     {
         series.push(Subject::Aarch64Paging);
     }
-    let sizes: Vec<u64> = PLOT_SIZES.into_iter().filter(|&s| s <= args.size).collect();
     let reps_at = |size: u64| {
         args.reps
             .max((GIB / 16 / size).min(u64::from(PLOT_MAX_REPS)) as u32)
@@ -641,7 +731,7 @@ fn run_plot(args: &BenchArgs, path: &std::path::Path) -> std::io::Result<String>
         "ns per 4K page, mapped in one call (median of {}+ runs)",
         args.reps
     );
-    std::fs::write(path, plot::svg(&title, &lines))?;
+    std::fs::write(path, plot::svg(&title, &lines)).map_err(|e| plot_error(path, e.kind(), &e))?;
     Ok(if args.json {
         points
             .iter()

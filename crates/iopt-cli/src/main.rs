@@ -21,7 +21,6 @@ mod model;
 mod plot;
 mod rng;
 mod units;
-mod workloads;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -201,7 +200,7 @@ fn run(command: Command) -> Result<(), AppError> {
             Ok(())
         }
         Command::Bench(args) => {
-            let report = bench::run(&args).map_err(AppError::Io)?;
+            let report = bench::run(&args)?;
             print!("{report}");
             Ok(())
         }

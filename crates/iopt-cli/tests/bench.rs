@@ -127,8 +127,20 @@ fn w2_at_4m_uses_the_fewest_tables() {
 #[test]
 fn every_workload_and_format_runs() {
     let rows = json(&["--size", "1M", "--reps", "1"]);
-    // 9 workloads (W6 compares with its own 1-thread run) x 5 formats.
-    assert_eq!(rows.len(), 45);
+    // 12 workloads (W6 compares with its own 1-thread run) x 5 formats, less W7 and W7u
+    // for armv7s (its 1 MiB leaf tables are freed by every buffer's unmap).
+    assert_eq!(rows.len(), 58);
+    let mut names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    names.dedup();
+    assert_eq!(
+        names,
+        [
+            "W1", "W1u", "W2", "W2u", "W2e", "W3", "W3u", "W4", "W5", "W6", "W7", "W7u"
+        ]
+    );
     let w6: Vec<&Value> = rows.iter().filter(|r| r["workload"] == "W6").collect();
     assert_eq!(w6.len(), 5);
     assert!(w6.iter().all(|r| r["peer"] == "1 thread"));
@@ -201,4 +213,181 @@ fn bad_sizes_are_usage_errors() {
     }
     let out = iopt(&["bench", "--json", "--markdown"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs `iopt` with `args`, expects it to fail with `status` and print nothing on stdout,
+/// returns stderr.
+fn failure(args: &[&str], status: i32) -> String {
+    let out = iopt(args);
+    assert_eq!(out.status.code(), Some(status), "iopt {args:?}");
+    assert!(out.stdout.is_empty(), "iopt {args:?} printed a report");
+    String::from_utf8(out.stderr).expect("stderr is UTF-8")
+}
+
+#[test]
+fn w7_maps_and_unmaps_buffers_at_warm_slots() {
+    let rows = json(&[
+        "--size",
+        "4M",
+        "--workload",
+        "w7",
+        "--format",
+        "x86-64,arm64-s1,amdv1,armv7s",
+        "--reps",
+        "1",
+    ]);
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["workload"].as_str().unwrap(),
+                r["format"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("W7", "x86-64"),
+            ("W7", "arm64-s1"),
+            ("W7", "amdv1"),
+            ("W7u", "x86-64"),
+            ("W7u", "arm64-s1"),
+            ("W7u", "amdv1"),
+        ]
+    );
+    for r in &rows {
+        // One round of 64 buffers of 256 pages; the 64 MiB of slots keep their 32 leaf
+        // tables (+ 3 above on x86-64 and ARM64, + 2 on AMD v1 with 3 levels). armv7s
+        // does not take part: its 1 MiB leaf tables are freed by every buffer's unmap.
+        assert_eq!(u(r, "ops"), 64 * 256, "{r}");
+        let pages = if r["format"] == "amdv1" { 34 } else { 35 };
+        assert_eq!(u(r, "table_pages"), pages, "{r}");
+        assert_eq!(u(r, "table_pages_end"), pages, "{r}");
+        assert!(f(r, "ns_per_op") > 0.0, "{r}");
+        // Both are compared with writing the same number of entries.
+        assert!(f(r, "fill_ns_per_entry") > 0.0, "{r}");
+        if r["format"] != "amdv1" {
+            assert_eq!(u(r, "peer_table_pages"), 35, "{r}");
+            assert!(f(r, "ratio") > 0.0, "{r}");
+        }
+    }
+    assert!(rows[0]["what"].as_str().unwrap().contains("64 1M buffers"));
+    assert_eq!(rows[0]["peer_note"], "per-page map_to: no range API");
+    assert_eq!(rows[3]["peer_note"], "per-page unmap: no range API");
+}
+
+#[test]
+fn w2e_maps_into_the_tables_w1u_emptied() {
+    let rows = json(&[
+        "--size",
+        "4M",
+        "--workload",
+        "w2e",
+        "--format",
+        "x86-64,arm64-s1",
+        "--reps",
+        "1",
+    ]);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["workload"], "W2e");
+        // No table is allocated or freed: the 2 leaf tables + 3 above stay.
+        assert_eq!(
+            (u(r, "ops"), u(r, "table_pages"), u(r, "table_pages_end")),
+            (1024, 5, 5),
+            "{r}"
+        );
+        assert_eq!(u(r, "peer_table_pages"), 5, "{r}");
+        assert!(f(r, "fill_ns_per_entry") > 0.0, "{r}");
+    }
+    assert_eq!(rows[1]["peer"], "aarch64-paging");
+    let md = bench(&[
+        "--size",
+        "1M",
+        "--workload",
+        "w2e,w7",
+        "--format",
+        "x86-64",
+        "--markdown",
+    ]);
+    assert!(
+        md.contains("| W2e map 1M of 4K pages in 1 call into emptied tables | 4K page | x86-64 |")
+    );
+    assert!(md.contains("| W7u unmap 64 1M buffers, 1 call + sync each, at 64 warm slots |"));
+}
+
+#[test]
+fn a_size_beyond_the_format_is_an_error_naming_both() {
+    let err = failure(&["bench", "--format", "armv7s", "--size", "4G"], 2);
+    assert!(
+        err.contains("--size 4G") && err.contains("armv7s") && err.contains("at most 3G"),
+        "{err}"
+    );
+    // With --format all, the format is skipped and the report says so.
+    let out = iopt(&[
+        "bench",
+        "--format",
+        "all",
+        "--size",
+        "4G",
+        "--workload",
+        "w3",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("armv7s skipped: --size 4G"), "{stderr}");
+    let rows = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(rows.lines().count(), 8, "W3 and W3u for 4 formats");
+    assert!(!rows.contains("armv7s"));
+    let text = bench(&[
+        "--format",
+        "x86-64,armv7s",
+        "--size",
+        "3G",
+        "--workload",
+        "w3",
+        "--reps",
+        "1",
+    ]);
+    assert!(text.contains("armv7s"), "3G still fits");
+}
+
+#[test]
+fn a_plot_into_a_missing_folder_names_it() {
+    let dir = std::env::temp_dir().join(format!("iopt-bench-missing-{}", std::process::id()));
+    let file = dir.join("sub").join("plot.svg");
+    let path = file.to_str().expect("UTF-8 path");
+    let err = failure(&["bench", "--size", "1M", "--plot", path], 1);
+    let folder = dir.join("sub");
+    assert!(
+        err.contains(&format!("the folder {} does not exist", folder.display())),
+        "{err}"
+    );
+    assert!(err.contains(path), "{err}");
+    assert!(!dir.exists(), "no folder is created");
+}
+
+#[test]
+fn a_selection_that_runs_nothing_is_an_error() {
+    // armv7s's 1 MiB leaf tables cannot stay in place under W7's 1 MiB buffers.
+    let err = failure(
+        &[
+            "bench",
+            "--format",
+            "armv7s",
+            "--workload",
+            "w7",
+            "--size",
+            "1M",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("nothing to run") && err.contains("armv7s"),
+        "{err}"
+    );
 }

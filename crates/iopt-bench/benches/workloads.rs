@@ -1,11 +1,10 @@
 //! Criterion benchmarks: iopt against aarch64-paging, the x86_64 crate and a plain fill,
-//! one criterion group per workload (W1..W6; see docs/benchmarks.md).
+//! one criterion group per workload (W1..W7; see docs/benchmarks.md).
 //!
-//! The workloads are the ones `iopt bench` runs: this file includes the command-line
-//! tool's `workloads.rs` (and the two small helpers it uses) rather than repeating them.
-//! Each iteration builds what the workload needs, then times only the operations
-//! (`iter_custom`). The size defaults to 1 GiB; `IOPT_BENCH_SIZE=64M cargo bench -p iopt`
-//! takes a smaller one.
+//! The workloads are the ones `iopt bench` runs, from this crate (`iopt_bench`). Each
+//! iteration builds what the workload needs, then times only the operations
+//! (`iter_custom`). The size defaults to 1 GiB; `IOPT_BENCH_SIZE=64M cargo bench -p
+//! iopt-bench` takes a smaller one.
 //!
 //! Besides criterion's timings, every benchmark prints the table pages its subject used.
 
@@ -13,17 +12,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
-#[path = "../../iopt-cli/src/rng.rs"]
-#[allow(dead_code, unused_imports)]
-mod rng;
-#[path = "../../iopt-cli/src/units.rs"]
-#[allow(dead_code, unused_imports)]
-mod units;
-#[path = "../../iopt-cli/src/workloads.rs"]
-#[allow(dead_code, unused_imports)]
-mod workloads;
-
-use workloads::{Params, Subject, Workload};
+use iopt_bench::{self as workloads, Params, Subject, Workload, units};
 
 /// `IOPT_BENCH_SIZE` (e.g. `64M`), else 1 GiB.
 fn params() -> Params {
