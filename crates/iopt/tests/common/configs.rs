@@ -226,3 +226,31 @@ macro_rules! config_tests {
     };
 }
 pub(crate) use config_tests;
+
+/// An ARM64 LPAE format (the other options at their defaults), for directed tests that
+/// need one particular ARM configuration.
+pub fn arm(
+    stage: iopt::fmt::arm_lpae::Stage,
+    granule: iopt::fmt::arm_lpae::Granule,
+    ias: u32,
+    oas: u32,
+) -> iopt::fmt::arm_lpae::ArmLpae {
+    iopt::fmt::arm_lpae::ArmLpae::new(arm_config(stage, granule, ias, oas))
+        .unwrap_or_else(|e| panic!("arm {stage:?} {granule:?} ias {ias} oas {oas}: {e}"))
+}
+
+/// The configuration [`arm`] builds.
+pub fn arm_config(
+    stage: iopt::fmt::arm_lpae::Stage,
+    granule: iopt::fmt::arm_lpae::Granule,
+    ias: u32,
+    oas: u32,
+) -> iopt::fmt::arm_lpae::ArmLpaeConfig {
+    iopt::fmt::arm_lpae::ArmLpaeConfig {
+        stage,
+        granule,
+        ias,
+        oas,
+        ..iopt::fmt::arm_lpae::ArmLpaeConfig::default()
+    }
+}
