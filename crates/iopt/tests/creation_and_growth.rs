@@ -67,9 +67,9 @@ fn table_out_of_reach_at_creation() {
     refuses_memory_above_4g("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap());
 }
 
-/// Every catalogue configuration whose tables or output addresses are 32 bits wide
-/// (ARMv7s, and the 32-bit output widths) refuses table memory above 4 GiB. (AMD v1 and
-/// x86-64 with 32-bit output, above, are not catalogue entries.)
+// Every catalogue configuration whose tables or output addresses are 32 bits wide
+// (ARMv7s, and the 32-bit output widths) refuses table memory above 4 GiB. (AMD v1 and
+// x86-64 with 32-bit output, above, are not catalogue entries.)
 common::config_tests!(
     table_out_of_reach_in_the_catalogue,
     common::configs_where(|c| c.any.table_pa_bits().min(c.any.oa_bits()) == 32),
