@@ -80,7 +80,7 @@ fn sizes(info: &Info) -> Vec<u64> {
 fn sizes_beside(info: &Info) -> Vec<u64> {
     let span_m1 = info.aperture.last - info.aperture.start;
     let mut all = sizes(info);
-    if all.len() > 1 && all.last().is_some_and(|&z| z - 1 >= span_m1) {
+    if all.len() > 1 && all.last().is_some_and(|&z| z > span_m1) {
         all.pop();
     }
     all
