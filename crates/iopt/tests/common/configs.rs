@@ -123,11 +123,23 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 /// Runs `body` for every configuration of `cfgs`, all of them even when some fail, and
 /// fails at the end naming each configuration that failed (label and spec) with its
 /// message. An empty `cfgs` fails too: a selection that matches nothing tests nothing.
+/// With `IOPT_CONFIG_TIMES` set in the environment, each configuration's time is printed
+/// (`--nocapture` shows it).
 pub fn run_each(cfgs: &[Config], mut body: impl FnMut(&Config)) {
     assert!(!cfgs.is_empty(), "no configuration selected");
     let mut failures = Vec::new();
+    let times = std::env::var_os("IOPT_CONFIG_TIMES").is_some();
     for cfg in cfgs {
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(cfg))) {
+        let t0 = std::time::Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| body(cfg)));
+        if times {
+            eprintln!(
+                "config time {:>8.3}s {}",
+                t0.elapsed().as_secs_f64(),
+                cfg.label
+            );
+        }
+        if let Err(p) = r {
             failures.push(format!("{} ({}): {}", cfg.label, cfg.text, panic_text(&*p)));
         }
     }
