@@ -1,5 +1,7 @@
 //! Hardware dirty tracking through the engine (`read_and_clear_dirty` on the raw table,
-//! the safe `Table` and a `RangeGuard`), for the VT-d second stage and AMD v1.
+//! the safe `Table` and a `RangeGuard`), for the VT-d second stage and AMD v1; the
+//! refusal on every catalogue configuration without dirty tracking, and a clean second
+//! read on every one with it.
 //!
 //! The test plays the IOMMU: it sets the dirty bit of a leaf entry in the simulated
 //! memory with an atomic OR (`ArenaMemory::fetch_or_u64`), then checks what is reported
@@ -7,12 +9,13 @@
 //! bit of every entry of the leaf, nothing else), what goes to the gather (the cleaned
 //! extents, nothing with `NO_CLEAR`), that holes are skipped, and the refusals.
 
+mod common;
+
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
-use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, MemStats, TableMemory};
 use iopt::{
     DirtyFlags, Error, FlushOps, Format, Gather, NoFlush, Options, PageTable, Prot, Pte,
@@ -334,33 +337,75 @@ fn amd_range_above_the_current_top() {
     pt.sync(&mut g);
 }
 
-#[test]
-fn formats_without_dirty_tracking_refuse() {
-    fn refuse<F: Format>(fmt: F) {
-        let mem = arena();
-        let pt = PageTable::new(fmt, &mem, NoFlush).unwrap();
-        map(&pt, 0, 0x1000, K4, 1);
-        let image = mem.image();
-        let mut g = Gather::new();
-        for flags in [DirtyFlags::empty(), DirtyFlags::NO_CLEAR] {
-            let mut called = false;
-            // SAFETY: one thread.
-            let r =
-                unsafe { pt.read_and_clear_dirty(0, K4, flags, &mut g, &mut |_, _| called = true) };
-            assert_eq!(r, Err(Error::NoDirtyTracking), "{}", F::NAME);
-            assert!(!called);
-        }
-        assert!(g.is_empty());
-        assert!(ArenaMemory::same_image(&image, &mem.image()));
+/// Every catalogue configuration without dirty tracking refuses, and changes nothing.
+fn refuses_without_dirty_tracking<F: Format>(label: &str, fmt: F) {
+    let mem = arena();
+    let pt = PageTable::new(fmt, &mem, NoFlush).unwrap();
+    let info = pt.info();
+    let s0 = 1u64 << info.pgsize_bitmap.trailing_zeros();
+    let iova = info.aperture.start;
+    map(&pt, iova, 0, s0, 1);
+    let image = mem.image();
+    let mut g = Gather::new();
+    for flags in [DirtyFlags::empty(), DirtyFlags::NO_CLEAR] {
+        let mut called = false;
+        // SAFETY: one thread.
+        let r =
+            unsafe { pt.read_and_clear_dirty(iova, s0, flags, &mut g, &mut |_, _| called = true) };
+        assert_eq!(r, Err(Error::NoDirtyTracking), "{label} {}", F::NAME);
+        assert!(!called);
     }
-    refuse(VtdSs::new(VtdSsConfig::default()).unwrap());
-    refuse(AmdV1::new(AmdV1Config::default()).unwrap());
-    refuse(X86_64::new(X86_64Config::default()).unwrap());
+    assert!(g.is_empty());
+    assert!(ArenaMemory::same_image(&image, &mem.image()));
+}
+
+common::config_tests!(
+    formats_without_dirty_tracking_refuse,
+    common::clean_configs(),
+    refuses_without_dirty_tracking
+);
+
+#[test]
+fn no_dirty_tracking_error_text() {
     assert_eq!(
         Error::NoDirtyTracking.to_string(),
         "the table's format has no hardware dirty tracking (or it is not enabled in its configuration)"
     );
 }
+
+/// Every catalogue configuration with dirty tracking reads a mapped range; once read and
+/// cleared, with no hardware writing, a second read reports nothing and changes nothing.
+fn reads_when_tracking<F: Format>(label: &str, fmt: F) {
+    assert!(fmt.tracks_dirty(), "{label}");
+    let mem = arena();
+    let pt = PageTable::new(fmt, &mem, NoFlush).unwrap();
+    let info = pt.info();
+    let s0 = 1u64 << info.pgsize_bitmap.trailing_zeros();
+    let iova = info.aperture.start;
+    map(&pt, iova, 0, s0, 4);
+    let mut g = Gather::new();
+    let first = read(&pt, iova, 4 * s0, DirtyFlags::empty(), &mut g).expect("first read");
+    for &(b, z) in &first {
+        assert!(
+            iova <= b && b - iova < 4 * s0 && z >= s0,
+            "{label}: {b:#x}+{z:#x}"
+        );
+    }
+    pt.sync(&mut g);
+    let image = mem.image();
+    for flags in [DirtyFlags::empty(), DirtyFlags::NO_CLEAR] {
+        let again = read(&pt, iova, 4 * s0, flags, &mut g).expect("second read");
+        assert_eq!(again, [], "{label}: dirty again with no writes");
+    }
+    assert!(g.is_empty(), "{label}");
+    assert!(ArenaMemory::same_image(&image, &mem.image()), "{label}");
+}
+
+common::config_tests!(
+    dirty_configs_read,
+    common::dirty_configs(),
+    reads_when_tracking
+);
 
 #[test]
 fn bad_ranges_are_refused() {

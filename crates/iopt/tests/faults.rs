@@ -1,6 +1,6 @@
 //! Fault injection: a table memory that refuses the Nth allocation (or every allocation
 //! from the Nth on), run for every N across a fixed, seeded, mixed workload on every
-//! format family.
+//! configuration of the catalogue (`common::configs`).
 //!
 //! - Raw API: an operation either succeeds or returns its documented partial result
 //!   (`map_pages` reports the mapped prefix with `OutOfMemory`); the model records exactly
@@ -20,17 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use common::{Mapping, Model};
-use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
-use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
-use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
-use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{ArenaMemory, FaultyMemory, TableMemory};
 use iopt::{Error, Format, Gather, Info, NoFlush, PageTable, Prot, Pte, Table, VaMode};
-// LPAE family members (appended).
-use iopt::fmt::arm_lpae::ArmLpae52;
-use iopt::fmt::arm32_lpae::{Arm32Lpae, Arm32LpaeConfig};
-use iopt::fmt::mali::{MaliLpae, MaliLpaeConfig};
 
 const ARENA_BASE: u64 = 0x4000_0000;
 const ARENA_BYTES: usize = 4 << 20;
@@ -973,8 +964,9 @@ fn fault_points(total: u64, every: bool) -> Vec<u64> {
     v
 }
 
-/// Runs both workloads of a format through both APIs, failing every N (and every N on).
-fn sweep<F: Format + Clone>(name: &str, fmt: F, seed: u64) {
+/// Runs both workloads of a format through both APIs, failing every N (and every N on):
+/// every N of the small workload when `every_small`, a sample otherwise.
+fn sweep<F: Format + Clone>(name: &str, fmt: F, seed: u64, every_small: bool) {
     let info = {
         let arena = ArenaMemory::new(ARENA_BASE, 1 << 20);
         PageTable::new(fmt.clone(), &arena, NoFlush)
@@ -987,7 +979,7 @@ fn sweep<F: Format + Clone>(name: &str, fmt: F, seed: u64) {
     let big = workload(&g, seed ^ 0x5555, 30);
     type Run<F> = fn(&str, &F, &[Op], Fault) -> (u64, u64);
     for (api, run) in [("raw", run_raw::<F> as Run<F>), ("safe", run_safe::<F>)] {
-        for (ops, every) in [(&small, true), (&big, false)] {
+        for (ops, every) in [(&small, every_small), (&big, false)] {
             let (total, failures) = run(name, &fmt, ops, Fault::None);
             assert_eq!(failures, 0, "{name} {api}");
             assert!(total > 1, "{name} {api}: the workload allocates");
@@ -1003,207 +995,51 @@ fn sweep<F: Format + Clone>(name: &str, fmt: F, seed: u64) {
     }
 }
 
-fn arm(stage: Stage, granule: Granule, ias: u32, oas: u32) -> ArmLpae {
-    ArmLpae::new(ArmLpaeConfig {
-        stage,
-        granule,
-        ias,
-        oas,
-        ..ArmLpaeConfig::default()
-    })
-    .unwrap()
-}
+/// The configurations this suite swept before it iterated the catalogue, with their
+/// seeds then: every fault point of the small workload. The catalogue's other entries
+/// use a seed from their label and a sample of the small workload's fault points (as of
+/// the big one's), to keep the suite's time.
+const FULL: &[(&str, u64)] = &[
+    ("arm64-s1/4K", 1),
+    ("arm64-s1/16K", 2),
+    ("arm64-s1/64K", 3),
+    ("arm64-s2/4K/ias40", 4),
+    ("arm64-s2/16K/ias42", 5),
+    ("amdv1/dynamic-top", 6),
+    ("amdv1/3-level", 7),
+    ("x86-64/4-level", 8),
+    ("x86-64/5-level", 9),
+    ("armv7s", 10),
+    ("vtd-ss/4-level", 11),
+    ("vtd-ss/3-level", 12),
+    ("vtd-ss/5-level", 13),
+    ("dart/v1/16K", 11),
+    ("dart/v1/4K/4-ttbr", 12),
+    ("dart/v2/t8110/ias42", 13),
+    ("riscv/sv39", 11),
+    ("riscv/sv48", 12),
+    ("riscv/sv57/lower-half", 13),
+    ("arm64-s1/64K/ias52/oas52", 11),
+    ("arm32-s1", 12),
+    ("arm32-s2/ias40", 13),
+    ("mali", 14),
+];
 
-#[test]
-fn arm_s1_4k() {
-    sweep("arm-s1-4k", arm(Stage::S1, Granule::K4, 48, 48), 1);
-}
-
-#[test]
-fn arm_s1_16k() {
-    sweep("arm-s1-16k", arm(Stage::S1, Granule::K16, 48, 48), 2);
-}
-
-#[test]
-fn arm_s1_64k() {
-    sweep("arm-s1-64k", arm(Stage::S1, Granule::K64, 48, 48), 3);
-}
-
-/// Stage 2 with two concatenated 4K top tables (40-bit IPA).
-#[test]
-fn arm_s2_4k_concatenated() {
-    sweep("arm-s2-4k-40", arm(Stage::S2, Granule::K4, 40, 48), 4);
-}
-
-/// Stage 2, 16K granule, concatenated top tables (42-bit IPA).
-#[test]
-fn arm_s2_16k_concatenated() {
-    sweep("arm-s2-16k-42", arm(Stage::S2, Granule::K16, 42, 44), 5);
-}
-
-/// AMD v1 starting with one level: the workload grows the top (up to six levels).
-#[test]
-fn amdv1_dynamic_from_one_level() {
-    let fmt = AmdV1::new(AmdV1Config {
-        levels: 1,
-        ..AmdV1Config::default()
-    })
-    .unwrap();
-    sweep("amdv1-from-1", fmt, 6);
-}
-
-#[test]
-fn amdv1_dynamic_default() {
-    sweep("amdv1", AmdV1::new(AmdV1Config::default()).unwrap(), 7);
-}
-
-#[test]
-fn x86_64_4_level() {
-    sweep("x86-64-4", X86_64::new(X86_64Config::default()).unwrap(), 8);
-}
-
-#[test]
-fn x86_64_5_level() {
-    let fmt = X86_64::new(X86_64Config {
-        levels: 5,
-        ..X86_64Config::default()
-    })
-    .unwrap();
-    sweep("x86-64-5", fmt, 9);
-}
-
-#[test]
-fn armv7s() {
-    sweep("armv7s", ArmV7s::new(ArmV7sConfig::default()).unwrap(), 10);
-}
-
-#[test]
-fn vtd_ss_4_level() {
-    sweep("vtd-ss-4", VtdSs::new(VtdSsConfig::default()).unwrap(), 11);
-}
-
-#[test]
-fn vtd_ss_3_level() {
-    let fmt = VtdSs::new(VtdSsConfig {
-        levels: 3,
-        ..VtdSsConfig::default()
-    })
-    .unwrap();
-    sweep("vtd-ss-3", fmt, 12);
-}
-
-/// Five levels (the workload's geometry needs 2 MiB pages, so all page sizes are on).
-#[test]
-fn vtd_ss_5_level() {
-    let fmt = VtdSs::new(VtdSsConfig {
-        levels: 5,
-        ..VtdSsConfig::default()
-    })
-    .unwrap();
-    sweep("vtd-ss-5", fmt, 13);
-}
-
-/// Apple DART (M1): v1 entries, 16K pages only, two levels.
-#[test]
-fn dart_t8103() {
-    use iopt::fmt::dart::{Dart, DartConfig};
-    sweep("dart-t8103", Dart::new(DartConfig::t8103()).unwrap(), 11);
-}
-
-/// Apple DART with 4K pages: a top of four first-level tables (four TTBRs).
-#[test]
-fn dart_v1_4k_four_ttbrs() {
-    use iopt::fmt::dart::{Dart, DartConfig};
-    let cfg = DartConfig {
-        granule: Granule::K4,
-        ..DartConfig::t8103()
-    };
-    sweep("dart-v1-4k", Dart::new(cfg).unwrap(), 12);
-}
-
-/// Apple DART T6020: v2 entries, three levels.
-#[test]
-fn dart_t6020() {
-    use iopt::fmt::dart::{Dart, DartConfig};
-    sweep(
-        "dart-t6020",
-        Dart::new(DartConfig::t8110(42, 42)).unwrap(),
-        13,
-    );
-}
-
-fn riscv(levels: u32) -> iopt::fmt::riscv::RiscvConfig {
-    iopt::fmt::riscv::RiscvConfig {
-        levels,
-        ..iopt::fmt::riscv::RiscvConfig::default()
+/// The sweep for one catalogue configuration.
+fn sweep_config<F: Format + Clone>(label: &str, fmt: F) {
+    match FULL.iter().find(|(l, _)| *l == label) {
+        Some(&(_, seed)) => sweep(label, fmt, seed, true),
+        None => sweep(label, fmt, common::label_seed(label), false),
     }
 }
 
+/// A label above that the catalogue no longer has would silently lose its full sweep.
 #[test]
-fn riscv_sv39() {
-    sweep(
-        "riscv-sv39",
-        iopt::fmt::riscv::Riscv::new(riscv(3)).unwrap(),
-        11,
-    );
+fn full_labels_are_in_the_catalogue() {
+    let labels: Vec<&str> = common::configs().iter().map(|c| c.label).collect();
+    for (l, _) in FULL {
+        assert!(labels.contains(l), "{l} is not in the catalogue");
+    }
 }
 
-#[test]
-fn riscv_sv48() {
-    sweep(
-        "riscv-sv48",
-        iopt::fmt::riscv::Riscv::new(riscv(4)).unwrap(),
-        12,
-    );
-}
-
-#[test]
-fn riscv_sv57_low_half() {
-    let fmt = iopt::fmt::riscv::Riscv::new(iopt::fmt::riscv::RiscvConfig {
-        sign_extend: false,
-        ..riscv(5)
-    })
-    .unwrap();
-    sweep("riscv-sv57-low", fmt, 13);
-}
-
-/// ARM64 with 52-bit output addresses (64K granule, 52-bit input).
-#[test]
-fn arm52_s1_64k() {
-    let fmt = ArmLpae52::new(ArmLpaeConfig {
-        granule: Granule::K64,
-        ias: 52,
-        oas: 52,
-        ..ArmLpaeConfig::default()
-    })
-    .unwrap();
-    sweep("arm52-s1-64k-52", fmt, 11);
-}
-
-/// ARM32 LPAE stage 1 (32-bit input, a 4-entry top).
-#[test]
-fn arm32_s1() {
-    let fmt = Arm32Lpae::new(Arm32LpaeConfig::default()).unwrap();
-    sweep("arm32-s1-32", fmt, 12);
-}
-
-/// ARM32 LPAE stage 2 with two concatenated top tables (40-bit IPA).
-#[test]
-fn arm32_s2_concatenated() {
-    let fmt = Arm32Lpae::new(Arm32LpaeConfig {
-        stage: Stage::S2,
-        ias: 40,
-        ..Arm32LpaeConfig::default()
-    })
-    .unwrap();
-    sweep("arm32-s2-40", fmt, 13);
-}
-
-#[test]
-fn mali() {
-    sweep(
-        "mali",
-        MaliLpae::new(MaliLpaeConfig::default()).unwrap(),
-        14,
-    );
-}
+common::config_tests!(sweep, sweep_config);

@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use common::{Mapping, place, prot_of};
+use common::{Mapping, arm, place, prot_of};
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Granule, Stage};
 use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
@@ -598,122 +598,55 @@ fn run_safe_model<F: Format>(fmt: F, ops: &[SOp], fin: &[u8]) {
     );
 }
 
-/// 24 cases, unless `PROPTEST_CASES` asks for another number.
-fn cfg() -> ProptestConfig {
-    let d = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            d.cases
-        } else {
-            24
-        },
-        ..d
+/// The configurations this suite tested before it iterated the catalogue: 24 cases each
+/// (unless `PROPTEST_CASES` asks for another number), as then. The catalogue's other
+/// entries run 6 cases each, to keep the suite's time.
+const FULL_CASES: &[&str] = &[
+    "arm64-s1/4K",
+    "arm64-s1/4K/ias39",
+    "arm64-s1/4K/ias32",
+    "arm64-s1/16K",
+    "arm64-s1/16K/ias36",
+    "arm64-s1/64K",
+    "arm64-s1/64K/ias42",
+    "arm64-s2/4K/ias40",
+    "arm64-s2/4K",
+    "arm64-s2/16K/ias42",
+    "arm64-s2/64K/ias44",
+    "arm64-s1/4K/ias39/ttbr1",
+    "arm64-s1/4K/ns/no-contig",
+    "amdv1/3-level",
+    "amdv1/dynamic-top",
+    "amdv1/fixed-4",
+    "x86-64/4-level",
+    "x86-64/5-level",
+    "x86-64/4-level/lower-half",
+    "armv7s",
+    "armv7s/ns",
+];
+
+fn safe_model<F: Format + Copy>(label: &str, fmt: F) {
+    let cases = if FULL_CASES.contains(&label) { 24 } else { 6 };
+    common::proptest_run(
+        common::cases_or_env(cases),
+        (
+            proptest::collection::vec(sop(), 1..40),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        ),
+        |(ops, fin)| run_safe_model(fmt, &ops, &fin),
+    );
+}
+
+common::config_tests!(safe_model, safe_model);
+
+/// A label above that the catalogue no longer has would silently lose its cases.
+#[test]
+fn full_case_labels_are_in_the_catalogue() {
+    let labels: Vec<&str> = common::configs().iter().map(|c| c.label).collect();
+    for l in FULL_CASES {
+        assert!(labels.contains(l), "{l} is not in the catalogue");
     }
 }
-
-macro_rules! safe_model_test {
-    ($name:ident, $fmt:expr) => {
-        proptest! {
-            #![proptest_config(cfg())]
-            #[test]
-            fn $name(
-                ops in proptest::collection::vec(sop(), 1..40),
-                fin in proptest::collection::vec(any::<u8>(), 0..64),
-            ) {
-                run_safe_model($fmt, &ops, &fin);
-            }
-        }
-    };
-}
-
-fn arm(stage: Stage, granule: Granule, ias: u32, oas: u32) -> ArmLpae {
-    ArmLpae::new(ArmLpaeConfig {
-        stage,
-        granule,
-        ias,
-        oas,
-        ..ArmLpaeConfig::default()
-    })
-    .unwrap()
-}
-
-safe_model_test!(arm_s1_4k_48, arm(Stage::S1, Granule::K4, 48, 48));
-safe_model_test!(arm_s1_4k_39, arm(Stage::S1, Granule::K4, 39, 40));
-safe_model_test!(arm_s1_4k_32, arm(Stage::S1, Granule::K4, 32, 32));
-safe_model_test!(arm_s1_16k_48, arm(Stage::S1, Granule::K16, 48, 48));
-safe_model_test!(arm_s1_16k_36, arm(Stage::S1, Granule::K16, 36, 40));
-safe_model_test!(arm_s1_64k_48, arm(Stage::S1, Granule::K64, 48, 48));
-safe_model_test!(arm_s1_64k_42, arm(Stage::S1, Granule::K64, 42, 44));
-safe_model_test!(arm_s2_4k_40, arm(Stage::S2, Granule::K4, 40, 48));
-safe_model_test!(arm_s2_4k_48, arm(Stage::S2, Granule::K4, 48, 48));
-safe_model_test!(arm_s2_16k_42, arm(Stage::S2, Granule::K16, 42, 44));
-safe_model_test!(arm_s2_64k_44, arm(Stage::S2, Granule::K64, 44, 48));
-safe_model_test!(
-    arm_s1_ttbr1,
-    ArmLpae::new(ArmLpaeConfig {
-        ttbr1: true,
-        ias: 39,
-        ..ArmLpaeConfig::default()
-    })
-    .unwrap()
-);
-safe_model_test!(
-    arm_s1_ns_nocontig,
-    ArmLpae::new(ArmLpaeConfig {
-        ns: true,
-        contiguous: false,
-        ..ArmLpaeConfig::default()
-    })
-    .unwrap()
-);
-safe_model_test!(amdv1_dynamic, AmdV1::new(AmdV1Config::default()).unwrap());
-safe_model_test!(
-    amdv1_dynamic_from_1,
-    AmdV1::new(AmdV1Config {
-        levels: 1,
-        ..AmdV1Config::default()
-    })
-    .unwrap()
-);
-safe_model_test!(
-    amdv1_fixed_4,
-    AmdV1::new(AmdV1Config {
-        levels: 4,
-        max_levels: 4,
-        dynamic_top: false,
-        ..AmdV1Config::default()
-    })
-    .unwrap()
-);
-safe_model_test!(x86_64_4level, X86_64::new(X86_64Config::default()).unwrap());
-safe_model_test!(
-    x86_64_5level,
-    X86_64::new(X86_64Config {
-        levels: 5,
-        ..X86_64Config::default()
-    })
-    .unwrap()
-);
-safe_model_test!(
-    x86_64_low_half,
-    X86_64::new(X86_64Config {
-        sign_extend: false,
-        ..X86_64Config::default()
-    })
-    .unwrap()
-);
-safe_model_test!(
-    armv7s_default,
-    ArmV7s::new(ArmV7sConfig::default()).unwrap()
-);
-safe_model_test!(
-    armv7s_ns,
-    ArmV7s::new(ArmV7sConfig {
-        ns: true,
-        ..ArmV7sConfig::default()
-    })
-    .unwrap()
-);
 
 // ---------------------------------------------------------------------------------------
 // Page size choice, by hand.

@@ -1,6 +1,10 @@
-//! Shared test machinery: format configurations, an interval model of what should be
-//! mapped, and helpers that drive a table and the model side by side.
-#![allow(dead_code)]
+//! Shared test machinery: the format configurations every suite iterates (the library's
+//! catalogue, [`configs`]), an interval model of what should be mapped, and helpers that
+//! drive a table and the model side by side.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+mod configs;
+pub use configs::*;
 
 use std::collections::BTreeMap;
 
