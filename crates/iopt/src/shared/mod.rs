@@ -18,7 +18,6 @@ use crate::mem::{MemStats, TableMemory};
 use crate::table::{Aperture, DirtyFlags, Info, Options, PageTable, Translation};
 use crate::{Error, Prot, Reservation, Result, Table};
 
-#[path = "range_lock.rs"]
 mod range_lock;
 
 use range_lock::{Mode, RangeLock};
