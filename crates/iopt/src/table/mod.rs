@@ -26,11 +26,14 @@ use crate::mem::{MemStats, TableMemory};
 use crate::reserve::Reservation;
 use crate::{Error, Prot, Result};
 
+use cursor::CleanSpan;
+
 pub use dirty::DirtyFlags;
 pub(crate) use plan::Plan;
 pub use plan::TableCounts;
 
 mod auto;
+mod cursor;
 mod dirty;
 mod map;
 mod plan;
@@ -204,27 +207,6 @@ unsafe impl<F: Format, M: TableMemory, X: FlushOps> Sync for PageTable<F, M, X> 
 
 const LEVEL_MASK: usize = 7;
 
-/// Entry indices one operation wrote in one table, for cache cleaning when the walker
-/// does not snoop (an empty range when `lo >= hi`).
-#[derive(Debug, Default)]
-pub(super) struct Dirty {
-    lo: usize,
-    hi: usize,
-}
-
-impl Dirty {
-    /// Notes entries `first .. first + count`.
-    #[inline]
-    pub(super) fn add(&mut self, first: usize, count: usize) {
-        if self.lo >= self.hi {
-            (self.lo, self.hi) = (first, first + count);
-        } else {
-            self.lo = self.lo.min(first);
-            self.hi = self.hi.max(first + count);
-        }
-    }
-}
-
 #[inline]
 fn mask_lg2(bits: u32) -> u64 {
     if bits >= 64 {
@@ -359,15 +341,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
     }
 
-    /// Cleans the entries `dirty` names in `table` for an incoherent walker (once per
-    /// table and operation). `LIVE` is false for private tables, which are cleaned whole
-    /// before they are linked in instead.
+    /// Cleans the entries `span` names in `table` for an incoherent walker (once per
+    /// table and operation). Private tables are cleaned whole before they are linked in
+    /// instead ([`Self::clean_new_table`]).
     #[inline]
-    pub(super) fn clean_dirty<const LIVE: bool>(&self, table: NonNull<u8>, dirty: &Dirty) {
-        if !self.opts.coherent_walk && LIVE && dirty.lo < dirty.hi {
+    pub(super) fn clean_span(&self, table: NonNull<u8>, span: &CleanSpan) {
+        if !self.opts.coherent_walk && span.lo < span.hi {
             // SAFETY: `lo..hi` are entry indices inside `table`.
-            let p = unsafe { table.add(dirty.lo << F::ENTRY_LG2) };
-            self.mem.clean(p, (dirty.hi - dirty.lo) << F::ENTRY_LG2);
+            let p = unsafe { table.add(span.lo << F::ENTRY_LG2) };
+            self.mem.clean(p, (span.hi - span.lo) << F::ENTRY_LG2);
         }
     }
 
@@ -499,6 +481,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     #[inline]
     pub(super) fn inner_lg2(&self, level: u32) -> u32 {
         self.geo.inner_lg2[level as usize & 7]
+    }
+
+    /// log2 of the bytes of a table at `level` that is not the top.
+    #[inline]
+    pub(super) fn inner_bytes_lg2(&self, level: u32) -> u32 {
+        (self.inner_lg2(level) + F::ENTRY_LG2).max(self.fmt.min_table_bytes_lg2())
     }
 
     /// log2 of the span of one entry at `level`.

@@ -1,8 +1,7 @@
 //! Planning maps before making them: how many table pages a map needs, whether its
 //! range is free, and reservations of table pages for paths that must not allocate.
 
-use core::ptr::NonNull;
-
+use super::cursor::Cursor;
 use super::*;
 
 /// Table pages needed, by size class (log2 bytes).
@@ -199,15 +198,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if in_old && leaf_level > top {
             // The page covers the whole old root: it must hold nothing.
             // SAFETY: live root.
-            if unsafe { self.subtree_has_leaf(top, root, self.entries_lg2(top, top)) } {
-                return Err(Error::AddressInUse(first));
+            let used = unsafe { self.subtree_first_leaf(top, root, self.entries_lg2(top, top), 0) };
+            if let Some(at) = used {
+                return Err(Error::AddressInUse(at.max(first)));
             }
         } else if in_old {
             let part_last = last.min(ap_last);
-            // SAFETY: the caller owns the range.
-            unsafe {
-                self.plan_level(top, top, root, first, part_last, leaf_level, run_lg2, plan)?
-            };
+            let cur = Cursor::new(
+                self,
+                top,
+                root,
+                self.entries_lg2(top, top),
+                first,
+                part_last,
+            );
+            // SAFETY: the caller owns the range; `root` is the live top.
+            unsafe { self.plan_level(cur, leaf_level, run_lg2, plan)? };
         }
         if last > ap_last {
             let from = if in_old { ap_last + 1 } else { first };
@@ -218,89 +224,70 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         Ok(())
     }
 
+    /// Checks `cur`'s walk for a map with leaves at `leaf_level` (runs of `2^run_lg2`)
+    /// and counts the tables it would create.
+    ///
     /// # Safety
-    /// `table` is live at `level`; the caller owns `first ..= last`.
-    #[allow(clippy::too_many_arguments)]
+    /// `cur`'s table is live; the caller owns its range.
     unsafe fn plan_level(
         &self,
-        level: u32,
-        top: u32,
-        table: NonNull<u8>,
-        first: u64,
-        last: u64,
+        mut cur: Cursor<'_, F, M, X>,
         leaf_level: u32,
         run_lg2: u32,
         plan: &mut Plan,
     ) -> Result<()> {
         let fmt = &self.fmt;
-        let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = self.item_lg2(level);
-        let item = 1u64 << item_lg2;
-        let mut iova = first;
-        let mut idx = (iova >> item_lg2) as usize & (n - 1);
-        let step = if level == leaf_level {
-            1usize << run_lg2
-        } else {
-            1
-        };
-        while idx < n {
-            let slot = iova & !(item - 1);
-            let slot_last = slot.wrapping_add(item - 1);
-            for i in 0..step {
-                // SAFETY: idx + i < n (runs never cross a table).
-                let e = unsafe { Self::load(table, idx + i) };
-                let at = iova.max(slot) + ((i as u64) << item_lg2);
-                match fmt.decode(level, e) {
-                    Pte::Empty => {
-                        if level > leaf_level {
-                            let sub_last = last.min(slot_last);
-                            self.count_fresh(iova, sub_last, leaf_level, level, top, plan);
-                        }
-                    }
-                    Pte::Leaf { .. } => return Err(Error::AddressInUse(at)),
-                    Pte::Table { pa } => {
-                        let child = self.mem.phys_to_virt(pa);
-                        if level == leaf_level {
+        let level = cur.level;
+        if level == leaf_level {
+            // The body steps by the map's own run; every slot of it must be free.
+            let run = 1usize << run_lg2;
+            while !cur.done() {
+                for i in 0..run {
+                    let idx = cur.idx + i;
+                    // SAFETY: runs are aligned and never cross a table.
+                    let e = unsafe { Self::load(cur.table, idx) };
+                    let at = cur.item_va(idx);
+                    match fmt.decode(level, e) {
+                        Pte::Empty => {}
+                        Pte::Leaf { .. } => return Err(Error::AddressInUse(at)),
+                        Pte::Table { pa } => {
                             // A leftover table is replaced; one holding leaves conflicts.
-                            let used = level == 0 || {
+                            let used = if level == 0 {
+                                Some(at)
+                            } else {
                                 // SAFETY: linked tables are live.
                                 unsafe {
-                                    self.subtree_has_leaf(
+                                    self.subtree_first_leaf(
                                         level - 1,
-                                        child,
+                                        self.mem.phys_to_virt(pa),
                                         self.inner_lg2(level - 1),
+                                        at,
                                     )
                                 }
                             };
-                            if used {
+                            if let Some(at) = used {
                                 return Err(Error::AddressInUse(at));
                             }
-                        } else {
-                            let sub_last = last.min(slot_last);
-                            // SAFETY: live; the caller owns the range.
-                            unsafe {
-                                self.plan_level(
-                                    level - 1,
-                                    top,
-                                    child,
-                                    iova,
-                                    sub_last,
-                                    leaf_level,
-                                    run_lg2,
-                                    plan,
-                                )?
-                            };
                         }
                     }
                 }
+                cur.advance(run);
             }
-            let next = (iova & !((item << (step.trailing_zeros())) - 1))
-                .wrapping_add(item << step.trailing_zeros());
-            if next == 0 || next > last {
-                return Ok(());
+            return Ok(());
+        }
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside the table.
+            match unsafe { cur.load() } {
+                Pte::Empty => {
+                    self.count_fresh(cur.va(), cur.child_last(), leaf_level, level, level, plan);
+                }
+                Pte::Leaf { .. } => return Err(Error::AddressInUse(cur.va())),
+                Pte::Table { .. } => {
+                    // SAFETY: live; the caller owns the range.
+                    unsafe { self.plan_level(cur.child(), leaf_level, run_lg2, plan)? };
+                }
             }
-            iova = next;
-            idx += step;
+            cur.next();
         }
         Ok(())
     }
