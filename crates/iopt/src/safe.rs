@@ -125,7 +125,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
 
     /// [`Table::map`] taking new tables only from `reservation`
     /// ([`Table::reserve`]): it never allocates. Fails with
-    /// [`Error::ReservationExhausted`](crate::Error::ReservationExhausted) (nothing changed) if the reservation is short.
+    /// [`Error::ReservationExhausted`](crate::Error::ReservationExhausted) (nothing changed) if the reservation is short,
+    /// and with [`Error::ForeignReservation`](crate::Error::ForeignReservation) if another table made it.
     pub fn map_reserved(
         &mut self,
         iova: u64,

@@ -382,10 +382,8 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
 
     /// [`Self::map`] taking new tables only from `reservation`
     /// ([`SharedTable::reserve`]): it never allocates. Fails with
-    /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short.
-    ///
-    /// # Panics
-    /// If the reservation belongs to another table.
+    /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short, and
+    /// with [`Error::ForeignReservation`] if another table made it.
     pub fn map_reserved(
         &mut self,
         iova: u64,

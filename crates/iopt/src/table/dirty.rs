@@ -66,6 +66,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if !self.fmt.tracks_dirty() {
             return Err(Error::NoDirtyTracking);
         }
+        self.check_dirty_flags(flags)?;
         let last = self.check_bytes(iova, len)?;
         gather.bind(self.id);
         let (root, top) = self.top();

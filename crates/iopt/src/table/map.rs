@@ -2,6 +2,7 @@
 
 use core::ptr::NonNull;
 
+use super::check::MapArgs;
 use super::cursor::{CleanSpan, Cursor};
 use super::*;
 
@@ -50,25 +51,29 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         prot: Prot,
     ) -> (u64, Result<()>) {
-        // The common case inline (one page, its tables in place), the rest out of line.
-        if pgcount == 1
-            && let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, 1, prot)
+        // Checked once ([`Self::check_map`]); the common case inline (one page, its tables
+        // in place), the rest out of line, where nothing is checked or walked twice.
+        let args = match self.check_map(iova, paddr, pgsize, pgcount, prot) {
+            Ok(args) => args,
+            Err(e) => return (0, Err(e)),
+        };
+        if pgcount == 1 {
             // SAFETY: the caller's guarantees are passed on.
-            && let Some(Ok(())) = unsafe { self.map_one(iova, paddr, level, run, prot) }
-        {
-            return (len, Ok(()));
+            if let Some(Ok(())) = unsafe { self.map_one(iova, paddr, args.level, args.run, prot) } {
+                return (args.len, Ok(()));
+            }
         }
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.map_few(iova, paddr, pgsize, pgcount, prot) }
+        unsafe { self.map_few(iova, paddr, pgsize, pgcount, prot, args) }
     }
 
-    /// A few pages (a driver's buffer) page by page through [`Self::map_one`] while their
-    /// tables exist; the general path takes over at the first page that needs more (a new
-    /// table, a conflict to report, a growing top). Pages map in order either way, so the
-    /// outcome is the general path's.
+    /// [`Self::map_pages`] beyond its inline case: a few pages (a driver's buffer) page
+    /// by page through [`Self::map_one`] while their tables exist, then the general walk
+    /// from the first page that needs more (a new table, a leftover table, a growing
+    /// top). Pages map in order either way, so the outcome is the general walk's.
     ///
     /// # Safety
-    /// As for [`Self::map_pages`].
+    /// As for [`Self::map_pages`]; `args` are the checked arguments.
     #[inline(never)]
     unsafe fn map_few(
         &self,
@@ -77,42 +82,46 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgsize: u64,
         pgcount: usize,
         prot: Prot,
+        args: MapArgs,
     ) -> (u64, Result<()>) {
         let mut done = 0usize;
-        // (Not for an incoherent walker: it wants one cache clean per table and call.)
-        if pgcount <= 64
-            && self.opts.coherent_walk
-            && let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, pgcount, prot)
-        {
+        // (Not for an incoherent walker: it wants one cache clean per table and call. A
+        // single page was tried by the caller already.)
+        if pgcount > 1 && pgcount <= 64 && self.opts.coherent_walk {
             while done < pgcount {
                 let off = done as u64 * pgsize;
                 // SAFETY: the caller's guarantees are passed on.
-                match unsafe { self.map_one(iova + off, paddr + off, level, run, prot) } {
+                match unsafe { self.map_one(iova + off, paddr + off, args.level, args.run, prot) } {
                     Some(Ok(())) => done += 1,
-                    _ => break,
+                    Some(Err(e)) => {
+                        if let Error::AddressInUse(_) = e {
+                            self.note_overlap();
+                        }
+                        return (off, Err(e));
+                    }
+                    None => break,
                 }
             }
             if done == pgcount {
-                return (len, Ok(()));
+                return (args.len, Ok(()));
             }
         }
         let off = done as u64 * pgsize;
         // SAFETY: the caller's guarantees are passed on; the first `done` pages are mapped
         // and the rest continues where they end.
         let (mapped, r) =
-            unsafe { self.map_with(iova + off, paddr + off, pgsize, pgcount - done, prot, None) };
+            unsafe { self.map_walk(iova + off, paddr + off, args.len - off, args, prot, None) };
         (off + mapped, r)
     }
 
     /// [`Self::map_pages`] taking every new table from `reservation` instead of the table
     /// memory: it never allocates. If the reservation runs dry (the map was not part of
-    /// the plan it was made for) the map stops with [`Error::ReservationExhausted`].
+    /// the plan it was made for) the map stops with [`Error::ReservationExhausted`]; a
+    /// reservation made by another table is refused with
+    /// [`Error::ForeignReservation`], nothing changed.
     ///
     /// # Safety
     /// As for [`Self::map_pages`].
-    ///
-    /// # Panics
-    /// If `reservation` was made by another table.
     #[must_use = "the mapped length and the error must both be handled"]
     pub unsafe fn map_pages_reserved(
         &self,
@@ -123,106 +132,59 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         prot: Prot,
         reservation: &mut Reservation,
     ) -> (u64, Result<()>) {
-        assert_eq!(reservation.owner, self.id, "reservation of another table");
+        let args = match self
+            .check_reservation(reservation)
+            .and_then(|()| self.check_map(iova, paddr, pgsize, pgcount, prot))
+        {
+            Ok(args) => args,
+            Err(e) => return (0, Err(e)),
+        };
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, Some(reservation)) }
+        unsafe { self.map_walk(iova, paddr, args.len, args, prot, Some(reservation)) }
     }
 
+    /// The general map walk of `len` bytes of checked pages (`args`) at `iova`: one
+    /// entry through [`Self::map_one`] when that is all, else through the cursor walk,
+    /// growing the top where needed.
+    ///
     /// # Safety
-    /// As for [`Self::map_pages`].
+    /// As for [`Self::map_pages`]; `args` are the checked arguments of a request that
+    /// covers `iova .. iova + len`.
     #[inline(never)]
-    pub(super) unsafe fn map_with(
+    pub(super) unsafe fn map_walk(
         &self,
         iova: u64,
         paddr: u64,
-        pgsize: u64,
-        pgcount: usize,
+        len: u64,
+        args: MapArgs,
         prot: Prot,
         pool: Option<&mut Reservation>,
     ) -> (u64, Result<()>) {
-        let checked = match self.quick_check(iova, paddr, pgsize, pgcount, prot) {
-            Some(ok) => Ok(ok),
-            None => self.check_map(iova, paddr, pgsize, pgcount, prot),
-        };
-        match checked {
-            Err(e) => (0, Err(e)),
-            Ok((len, last, leaf_level, run_lg2)) => {
-                if len == 1u64 << (self.item_lg2(leaf_level) + run_lg2) {
-                    // SAFETY: the caller's guarantees are passed on.
-                    if let Some(r) = unsafe { self.map_one(iova, paddr, leaf_level, run_lg2, prot) }
-                    {
-                        if let Err(Error::AddressInUse(_)) = r {
-                            self.note_overlap();
-                        }
-                        return (if r.is_ok() { len } else { 0 }, r);
-                    }
-                }
-                let mut st = MapState {
-                    iova,
-                    pa: paddr,
-                    remaining: len,
-                    leaf_level,
-                    run_lg2,
-                    prot,
-                    pool,
-                };
-                // SAFETY: the caller's guarantees are passed on.
-                let r = unsafe { self.map_grow(&mut st, last) };
+        let (leaf_level, run_lg2) = (args.level, args.run);
+        if pool.is_some() && len == 1u64 << (self.item_lg2(leaf_level) + run_lg2) {
+            // SAFETY: the caller's guarantees are passed on.
+            if let Some(r) = unsafe { self.map_one(iova, paddr, leaf_level, run_lg2, prot) } {
                 if let Err(Error::AddressInUse(_)) = r {
                     self.note_overlap();
                 }
-                (len - st.remaining, r)
+                return (if r.is_ok() { len } else { 0 }, r);
             }
         }
-    }
-
-    /// The arguments checks of [`Self::check_map`] as one branch-light pass; `None` if
-    /// anything is wrong (then `check_map` finds out what, for the error).
-    #[inline(always)]
-    pub(super) fn quick_check(
-        &self,
-        iova: u64,
-        paddr: u64,
-        pgsize: u64,
-        pgcount: usize,
-        prot: Prot,
-    ) -> Option<(u64, u64, u32, u32)> {
-        let (level, run) = self.leaf_for(pgsize)?;
-        let len = pgsize.checked_mul(pgcount as u64)?;
-        let last = iova.checked_add(len.checked_sub(1)?)?;
-        let pa_last = paddr.checked_add(len - 1)?;
-        let ok = prot.has_access()
-            && (iova | paddr) & (pgsize - 1) == 0
-            && pa_last & !mask_lg2(self.fmt.oa_bits()) == 0
-            && self.in_max_aperture(iova, last);
-        ok.then_some((len, last, level, run))
-    }
-
-    pub(super) fn check_map(
-        &self,
-        iova: u64,
-        paddr: u64,
-        pgsize: u64,
-        pgcount: usize,
-        prot: Prot,
-    ) -> Result<(u64, u64, u32, u32)> {
-        if !prot.has_access() {
-            return Err(Error::NoAccess);
+        let mut st = MapState {
+            iova,
+            pa: paddr,
+            remaining: len,
+            leaf_level,
+            run_lg2,
+            prot,
+            pool,
+        };
+        // SAFETY: the caller's guarantees are passed on.
+        let r = unsafe { self.map_grow(&mut st, iova.wrapping_add(len - 1)) };
+        if let Err(Error::AddressInUse(_)) = r {
+            self.note_overlap();
         }
-        let (len, last) = self.check_range(iova, pgsize, pgcount)?;
-        if paddr & (pgsize - 1) != 0 {
-            return Err(Error::UnalignedPaddr { paddr, pgsize });
-        }
-        let pa_last = paddr.checked_add(len - 1).ok_or(Error::Overflow)?;
-        let oa_bits = self.fmt.oa_bits();
-        if pa_last & !mask_lg2(oa_bits) != 0 {
-            return Err(Error::PaddrTooLarge {
-                last: pa_last,
-                oa_bits,
-            });
-        }
-        let (level, run) = self.leaf_for(pgsize).ok_or(Error::BadPageSize(pgsize))?;
-        Ok((len, last, level, run))
+        (len - st.remaining, r)
     }
 
     /// One page (entry or run) where every table on the way exists: a straight walk down

@@ -33,6 +33,7 @@ pub(crate) use plan::Plan;
 pub use plan::TableCounts;
 
 mod auto;
+mod check;
 mod cursor;
 mod dirty;
 mod map;
@@ -593,43 +594,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             0 => None,
             v => Some(((v - 1) as u32 >> 5, (v - 1) as u32 & 31)),
         }
-    }
-
-    /// [`Self::check_range`]'s checks as one branch-light pass; `None` if anything is
-    /// wrong (then `check_range` finds out what, for the error).
-    #[inline(always)]
-    pub(super) fn quick_check_range(
-        &self,
-        iova: u64,
-        pgsize: u64,
-        pgcount: usize,
-    ) -> Option<(u64, u64)> {
-        let len = pgsize.checked_mul(pgcount as u64)?;
-        let last = iova.checked_add(len.checked_sub(1)?)?;
-        let ok = pgsize.is_power_of_two()
-            && self.pgsize_bitmap & pgsize != 0
-            && iova & (pgsize - 1) == 0
-            && self.in_max_aperture(iova, last);
-        ok.then_some((len, last))
-    }
-
-    /// Checks the arguments shared by map and unmap; returns the last IOVA.
-    pub(super) fn check_range(&self, iova: u64, pgsize: u64, pgcount: usize) -> Result<(u64, u64)> {
-        if pgcount == 0 {
-            return Err(Error::ZeroLength);
-        }
-        if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
-            return Err(Error::BadPageSize(pgsize));
-        }
-        if iova & (pgsize - 1) != 0 {
-            return Err(Error::UnalignedIova { iova, pgsize });
-        }
-        let len = pgsize.checked_mul(pgcount as u64).ok_or(Error::Overflow)?;
-        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !self.in_max_aperture(iova, last) {
-            return Err(Error::OutOfAperture { iova, last });
-        }
-        Ok((len, last))
     }
 
     /// True if `iova ..= last` (with `iova <= last`) lies in one range of the aperture at

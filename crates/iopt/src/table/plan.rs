@@ -87,18 +87,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// summed, which over-counts but never under-counts.
     pub fn worst_case_tables(&self, plan: &[(u64, u64)]) -> Result<TableCounts> {
         let (_, cur_top) = self.top();
-        let full = self.aperture(self.fmt.max_levels() - 1);
         let mut top = cur_top;
         let mut sorted = true;
         let mut prev_last: Option<u64> = None;
+        self.check_plan(plan)?;
         for &(iova, len) in plan {
-            if len == 0 {
-                return Err(Error::ZeroLength);
-            }
-            let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-            if !full.contains(iova, last) {
-                return Err(Error::OutOfAperture { iova, last });
-            }
+            let last = iova + (len - 1);
             top = top.max(self.needed_top(cur_top, last, 0));
             sorted &= prev_last.is_none_or(|p| p < iova);
             prev_last = Some(last);
@@ -130,7 +124,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// Allocates the table pages of `counts` into a new reservation; on failure frees
     /// what it took and changes nothing.
+    ///
+    /// Before allocating anything it compares each size class with what the table memory
+    /// says it can give ([`TableMemory::pages_left`]): [`Error::ReservationTooLarge`]
+    /// names the size, the pages needed and the pages available.
     pub fn reserve_counts(&self, counts: &TableCounts) -> Result<Reservation> {
+        for (size_lg2, needed) in counts.classes() {
+            if let Some(available) = self.mem.pages_left(size_lg2)
+                && needed > available
+            {
+                return Err(Error::ReservationTooLarge {
+                    size_lg2,
+                    needed,
+                    available,
+                });
+            }
+        }
         let mut r = Reservation::new(self.id);
         for (size_lg2, n) in counts.classes() {
             for _ in 0..n {

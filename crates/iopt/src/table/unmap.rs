@@ -43,46 +43,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> (u64, Result<()>) {
         // The common case inline, the rest out of line (keeps the caller's fast path
         // free of the general path's register and stack needs).
-        if pgcount == 1
-            && let Some((len, _)) = self.quick_check_range(iova, pgsize, 1)
+        // Checked once ([`Self::check_unmap`]); the common case inline, the rest out of
+        // line (keeps the caller's fast path free of the general path's register and
+        // stack needs).
+        let (len, last) = match self.check_unmap(iova, pgsize, pgcount) {
+            Ok(r) => r,
+            Err(e) => return (0, Err(e)),
+        };
+        if pgcount == 1 {
             // SAFETY: the caller's guarantees are passed on.
-            && let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) }
-        {
-            return (n, Ok(()));
+            if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
+                return (n, Ok(()));
+            }
         }
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.unmap_pages_general(iova, pgsize, pgcount, gather) }
+        unsafe { self.unmap_pages_general(iova, last, gather) }
     }
 
-    /// [`Self::unmap_pages`] beyond its inline fast path.
+    /// [`Self::unmap_pages`] beyond its inline fast path: the cursor walk.
     ///
     /// # Safety
-    /// As for [`Self::unmap_pages`].
+    /// As for [`Self::unmap_pages`]; `iova ..= last` was checked.
     #[inline(never)]
     unsafe fn unmap_pages_general(
         &self,
         iova: u64,
-        pgsize: u64,
-        pgcount: usize,
+        last: u64,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
-        let checked = match self.quick_check_range(iova, pgsize, pgcount) {
-            Some(ok) => Ok(ok),
-            None => self.check_range(iova, pgsize, pgcount),
-        };
-        match checked {
-            Err(e) => (0, Err(e)),
-            Ok((len, last)) => {
-                if pgcount == 1 {
-                    // SAFETY: the caller's guarantees are passed on.
-                    if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
-                        return (n, Ok(()));
-                    }
-                }
-                // SAFETY: the caller's guarantees are passed on.
-                unsafe { self.unmap_inner(iova, last, false, false, gather) }
-            }
-        }
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_inner(iova, last, false, false, gather) }
     }
 
     /// One leaf mapping starting at `iova` and at least `len` long (exactly `len` long
@@ -146,31 +136,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         len: u64,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
-        let min_page = 1u64 << self.pgsize_bitmap.trailing_zeros();
-        if len == 0 {
-            return (0, Err(Error::ZeroLength));
-        }
-        if !len.is_multiple_of(min_page) {
-            return (0, Err(Error::BadPageSize(len)));
-        }
-        if !iova.is_multiple_of(min_page) {
-            return (
-                0,
-                Err(Error::UnalignedIova {
-                    iova,
-                    pgsize: min_page,
-                }),
-            );
-        }
-        let Some(last) = iova.checked_add(len - 1) else {
-            return (0, Err(Error::Overflow));
+        let last = match self.check_bytes(iova, len) {
+            Ok(last) => last,
+            Err(e) => return (0, Err(e)),
         };
-        if !self
-            .aperture(self.fmt.max_levels() - 1)
-            .contains(iova, last)
-        {
-            return (0, Err(Error::OutOfAperture { iova, last }));
-        }
         // SAFETY: as the caller guarantees.
         unsafe { self.unmap_inner(iova, last, true, false, gather) }
     }
