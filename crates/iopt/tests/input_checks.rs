@@ -205,3 +205,95 @@ fn a_reservation_of_another_table_is_an_error_on_every_layer() {
     a.map_reserved(0, 0, K4, RW, &mut r).unwrap();
     a.release(r);
 }
+
+/// Flush operations that record the top changes and the walk flushes.
+#[derive(Default)]
+struct Recorder {
+    tops: std::sync::Mutex<Vec<(u64, u32)>>,
+    walks: std::sync::atomic::AtomicU64,
+}
+
+impl iopt::FlushOps for Recorder {
+    fn flush_all(&self) {}
+    fn flush_walk(&self, _iova: u64, _size: u64, _granule: u64) {
+        self.walks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn top_changed(&self, root_pa: u64, levels: u32) {
+        self.tops.lock().unwrap().push((root_pa, levels));
+    }
+}
+
+fn amd_growing() -> AmdV1 {
+    AmdV1::new(AmdV1Config {
+        levels: 3,
+        max_levels: 6,
+        dynamic_top: true,
+        ..AmdV1Config::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_safe_table_lowers_a_grown_top_once_it_is_empty() {
+    let rec = Recorder::default();
+    let mut t = Table::new(amd_growing(), HeapMemory::new(), &rec).unwrap();
+    let root3 = t.info().root_pa;
+    // Above 2^57: the top grows from 3 to 6 levels.
+    let high = 1u64 << 60;
+    t.map(high, 0x1000, K4, RW).unwrap();
+    assert_eq!(t.info().levels, 6);
+    let mut g = Gather::new();
+    let _ = t.unmap(high, K4, &mut g).unwrap();
+    // Lowered at once (the hardware is told before the old pages are freed)...
+    assert_eq!(t.info().levels, 3);
+    assert_eq!(t.info().root_pa, root3);
+    assert_eq!(rec.tops.lock().unwrap().last(), Some(&(root3, 3)));
+    assert!(
+        g.pending_tables() >= 3,
+        "the three added levels wait for the flush"
+    );
+    let walks = rec.walks.load(std::sync::atomic::Ordering::Relaxed);
+    t.sync(&mut g);
+    assert!(rec.walks.load(std::sync::atomic::Ordering::Relaxed) > walks);
+    // ...and freed after it: only the original root is left.
+    assert_eq!(t.mem_stats().pages, 1);
+
+    // With a mapping left in the old root's range, the top goes down to 3 levels and
+    // keeps it.
+    t.map(0x4000, 0x4000, K4, RW).unwrap();
+    t.map(high, 0x1000, K4, RW).unwrap();
+    assert_eq!(t.info().levels, 6);
+    let _ = t.unmap(high, K4, &mut g).unwrap();
+    t.sync(&mut g);
+    assert_eq!(t.info().levels, 3);
+    assert_eq!(t.translate(0x4000).map(|tr| tr.pa), Some(0x4000));
+    assert_eq!(t.mem_stats().pages, 3); // root, level 1, level 0
+
+    // Everything gone, including the old root's range: one empty page at 3 levels.
+    t.map(high, 0x1000, K4, RW).unwrap();
+    let _ = t.unmap(0x4000, K4, &mut g).unwrap();
+    let _ = t.unmap(high, K4, &mut g).unwrap();
+    t.sync(&mut g);
+    assert_eq!(t.info().levels, 3);
+    assert_eq!(t.mem_stats().pages, 1);
+    // Still a working table.
+    t.map(high, 0x1000, K4, RW).unwrap();
+    assert_eq!(t.translate(high).map(|tr| tr.pa), Some(0x1000));
+}
+
+#[test]
+fn the_raw_table_keeps_its_grown_top() {
+    // Only the single owner lowers the top (the raw and shared layers may have other
+    // users below it).
+    let pt = PageTable::new(amd_growing(), HeapMemory::new(), NoFlush).unwrap();
+    let high = 1u64 << 60;
+    // SAFETY: single-threaded; no hardware.
+    unsafe {
+        assert_eq!(pt.map_pages(high, 0, K4, 1, RW), (K4, Ok(())));
+        let mut g = Gather::new();
+        assert_eq!(pt.unmap_pages(high, K4, 1, &mut g), (K4, Ok(())));
+        pt.sync(&mut g);
+    }
+    assert_eq!(pt.info().levels, 6);
+}

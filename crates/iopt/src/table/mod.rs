@@ -36,6 +36,7 @@ mod auto;
 mod check;
 mod cursor;
 mod dirty;
+mod grow;
 mod map;
 mod plan;
 mod unmap;
