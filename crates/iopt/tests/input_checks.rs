@@ -297,3 +297,74 @@ fn the_raw_table_keeps_its_grown_top() {
     }
     assert_eq!(pt.info().levels, 6);
 }
+
+#[test]
+fn compact_after_a_map_unmap_stress_leaves_no_empty_tables() {
+    let s = SharedTable::new(x86(), HeapMemory::new(), NoFlush).unwrap();
+    const REGION: u64 = 64 << 20;
+    std::thread::scope(|sc| {
+        for w in 0..4u64 {
+            let s = &s;
+            sc.spawn(move || {
+                let base = w * REGION;
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ w;
+                let mut gather = Gather::new();
+                for _ in 0..400 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let iova = base + (x % (REGION / K4)) * K4;
+                    let mut g = s.lock(iova, K4).unwrap();
+                    if g.translate(iova).unwrap().is_none() {
+                        g.map(iova, iova, K4, RW).unwrap();
+                    }
+                    let _ = g.unmap(iova, K4, &mut gather).unwrap();
+                }
+                s.sync(&mut gather);
+                // The guard of the worker's region frees what lies wholly inside it.
+                let mut g = s.lock(base, REGION).unwrap();
+                let freed = g.compact(&mut gather);
+                assert!(freed > 0, "the stress left empty tables in {base:#x}");
+                drop(g);
+                s.sync(&mut gather);
+            });
+        }
+    });
+    // What is left spans more than one region: the top, the 512 GiB table, the 1 GiB
+    // table the four regions share.
+    assert_eq!(s.mem_stats().pages, 3);
+    let mut gather = Gather::new();
+    let mut g = s.lock(0, 1 << 47).unwrap();
+    assert_eq!(g.compact(&mut gather), 2);
+    // Nothing mapped anywhere: a second compact finds nothing.
+    assert_eq!(g.compact(&mut gather), 0);
+    drop(g);
+    s.sync(&mut gather);
+    assert_eq!(s.mem_stats().pages, 1);
+}
+
+#[test]
+fn compact_keeps_tables_that_map_something_or_reach_outside() {
+    let s = SharedTable::new(x86(), HeapMemory::new(), NoFlush).unwrap();
+    let mut gather = Gather::new();
+    {
+        let mut g = s.lock(0, 4 << 20).unwrap();
+        g.map(0x1000, 0x1000, K4, RW).unwrap(); // leaf table of 0..2M
+        g.map(0x20_1000, 0x1000, K4, RW).unwrap(); // leaf table of 2M..4M
+        let _ = g.unmap(0x20_1000, K4, &mut gather).unwrap();
+    }
+    s.sync(&mut gather);
+    assert_eq!(s.mem_stats().pages, 5);
+    // A guard over 2M..4M frees that leaf table only.
+    let mut g = s.lock(0x20_0000, 0x20_0000).unwrap();
+    assert_eq!(g.compact(&mut gather), 1);
+    drop(g);
+    // A guard over 1M..3M covers no table's whole span.
+    let mut g = s.lock(0x10_0000, 0x20_0000).unwrap();
+    assert_eq!(g.compact(&mut gather), 0);
+    drop(g);
+    s.sync(&mut gather);
+    assert_eq!(s.mem_stats().pages, 4);
+    let r = s.lock_shared(0, 0x20_0000).unwrap();
+    assert_eq!(r.translate(0x1000).unwrap().map(|t| t.pa), Some(0x1000));
+}

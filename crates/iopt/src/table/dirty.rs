@@ -55,6 +55,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Panics
     /// If `gather` holds work of another table.
+    ///
+    /// ```
+    /// use iopt::{DirtyFlags, Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+    /// use iopt::mem::HeapMemory;
+    /// let fmt = AmdV1::new(AmdV1Config { dirty_tracking: true, ..AmdV1Config::default() })?;
+    /// let pt = PageTable::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// let mut g = Gather::new();
+    /// let mut dirty = Vec::new();
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0, 0x8000_0000, 4096, 4, Prot::READ | Prot::WRITE);
+    ///     // No device wrote: nothing is reported.
+    ///     pt.read_and_clear_dirty(0, 0x4000, DirtyFlags::empty(), &mut g, &mut |b, s| dirty.push((b, s)))?;
+    /// }
+    /// assert!(dirty.is_empty());
+    /// pt.sync(&mut g);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub unsafe fn read_and_clear_dirty<R: FnMut(u64, u64)>(
         &self,
         iova: u64,

@@ -41,6 +41,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///   usage error of this API).
     /// - If the table is live (hardware walks it), the physical range stays valid for
     ///   device access for as long as it is mapped.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// let (mapped, r) = unsafe { pt.map_pages(0x20_0000, 0x8000_0000, 4096, 4, Prot::READ | Prot::WRITE) };
+    /// assert_eq!((mapped, r), (4 * 4096, Ok(())));
+    /// // Over it again: nothing changes.
+    /// // SAFETY: as above.
+    /// let (mapped, r) = unsafe { pt.map_pages(0x20_0000, 0, 4096, 1, Prot::READ) };
+    /// assert_eq!((mapped, r), (0, Err(iopt::Error::AddressInUse(0x20_0000))));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the mapped length and the error must both be handled"]
     #[inline]
     pub unsafe fn map_pages(
@@ -122,6 +137,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::map_pages`].
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut r = pt.reserve(&[(0x4000_0000, 0x1_0000)])?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// let (mapped, res) = unsafe {
+    ///     pt.map_pages_reserved(0x4000_0000, 0x8000_0000, 4096, 16, Prot::READ, &mut r)
+    /// };
+    /// assert_eq!((mapped, res), (0x1_0000, Ok(())));
+    /// pt.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the mapped length and the error must both be handled"]
     pub unsafe fn map_pages_reserved(
         &self,

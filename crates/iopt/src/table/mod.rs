@@ -223,11 +223,31 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// Fails with [`Error::OutOfMemory`] if the top table cannot be allocated, or
     /// [`Error::BadConfig`] if the format reports an inconsistent geometry.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert_eq!(pt.info().levels, 4);
+    /// assert_eq!(pt.mem_stats().pages, 1); // the top table
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
         Self::with_options(fmt, mem, ops, Options::default())
     }
 
     /// [`Self::new`] with explicit [`Options`].
+    ///
+    /// ```
+    /// use iopt::{NoFlush, Options, OverlapPolicy, PageTable};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let opts = Options { overlap: OverlapPolicy::Silent, ..Options::default() };
+    /// let pt = PageTable::with_options(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush, opts)?;
+    /// assert_eq!(pt.options().overlap, OverlapPolicy::Silent);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
         let levels = fmt.levels();
         if levels == 0 || levels > F::MAX_LEVELS || fmt.max_levels() < levels || F::MAX_LEVELS > 8 {
@@ -396,6 +416,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     }
 
     /// Levels, page sizes, aperture, root and configuration words (Linux's `get_info`).
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let info = pt.info();
+    /// assert_eq!(info.pgsize_bitmap, (1 << 12) | (1 << 21) | (1 << 30)); // 4K, 2M, 1G
+    /// assert_eq!(info.aperture.last, (1 << 47) - 1); // the lower half of a sign-extended space
+    /// assert_eq!(info.hw.get("CR3"), Some(info.root_pa)); // what the driver programs
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn info(&self) -> Info {
         let (root, top) = self.top();
         let root_pa = self.mem.virt_to_phys(root);

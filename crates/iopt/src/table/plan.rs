@@ -85,6 +85,17 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// where `s(l)` is log2 of the span of one level-`l` entry. Ranges sorted by IOVA are
     /// merged per level (a table two maps share is counted once); unsorted plans are
     /// summed, which over-counts but never under-counts.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // 2 MiB of 4K pages at 0: one leaf table, one level-1 table, one level-2 table.
+    /// assert_eq!(pt.worst_case_tables(&[(0, 0x20_0000)])?.total(), 3);
+    /// assert!(pt.worst_case_tables(&[(0x1001, 0x1000)]).is_err()); // as map would refuse
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn worst_case_tables(&self, plan: &[(u64, u64)]) -> Result<TableCounts> {
         let (_, cur_top) = self.top();
         let mut top = cur_top;
@@ -128,6 +139,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// Before allocating anything it compares each size class with what the table memory
     /// says it can give ([`TableMemory::pages_left`]): [`Error::ReservationTooLarge`]
     /// names the size, the pages needed and the pages available.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let counts = pt.worst_case_tables(&[(0, 0x1000)])?;
+    /// let r = pt.reserve_counts(&counts)?;
+    /// assert_eq!(r.pages() as u64, counts.total());
+    /// pt.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn reserve_counts(&self, counts: &TableCounts) -> Result<Reservation> {
         for (size_lg2, needed) in counts.classes() {
             if let Some(available) = self.mem.pages_left(size_lg2)
@@ -159,6 +182,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// A reservation holding the worst case of [`Self::worst_case_tables`] for `plan`:
     /// maps of the plan made with [`Self::map_pages_reserved`] (or the safe layer's
     /// `map_reserved`) never allocate and cannot fail for lack of memory.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = pt.reserve(&[(0, 0x20_0000), (0x4000_0000, 0x1000)])?;
+    /// assert_eq!(pt.mem_stats().pages, 1 + r.pages() as u64);
+    /// pt.release(r);
+    /// assert_eq!(pt.mem_stats().pages, 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn reserve(&self, plan: &[(u64, u64)]) -> Result<Reservation> {
         self.reserve_counts(&self.worst_case_tables(plan)?)
     }
@@ -167,6 +202,17 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Panics
     /// If the reservation belongs to another table.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = pt.reserve(&[(0, 0x1000)])?;
+    /// pt.release(r); // the unused pages go back to the memory
+    /// assert_eq!(pt.mem_stats().pages, 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn release(&self, mut reservation: Reservation) {
         assert_eq!(reservation.owner, self.id, "reservation of another table");
         while let Some((t, size_lg2)) = reservation.take_any() {

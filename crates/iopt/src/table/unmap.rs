@@ -32,6 +32,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// The caller holds the IOVA range exclusively (see [`Self::map_pages`]), and treats
     /// the range as still reachable by hardware until the gather is synced.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0, 0x8000_0000, 4096, 256, Prot::READ);
+    ///     let _ = pt.map_pages(0x10_0000, 0x9000_0000, 4096, 256, Prot::READ);
+    ///     let mut g = Gather::new();
+    ///     // One call over both earlier maps.
+    ///     assert_eq!(pt.unmap_pages(0, 0x20_0000, 1, &mut g), (0x20_0000, Ok(())));
+    ///     pt.sync(&mut g);
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the unmapped length and the error must both be handled"]
     #[inline]
     pub unsafe fn unmap_pages(
@@ -129,6 +146,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::unmap_pages`].
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x1000, 0x8000_0000, 4096, 1, Prot::READ);
+    ///     let _ = pt.map_pages(0x9000, 0x8000_0000, 4096, 1, Prot::READ);
+    ///     let mut g = Gather::new();
+    ///     // Holes are skipped.
+    ///     assert_eq!(pt.unmap_range(0, 0x10_0000, &mut g), (0x2000, Ok(())));
+    ///     pt.sync(&mut g);
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the unmapped length and the error must both be handled"]
     pub unsafe fn unmap_range(
         &self,
@@ -296,6 +330,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Panics
     /// If `gather` was filled by another table.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// let _ = unsafe { pt.map_pages(0, 0x8000_0000, 4096, 512, Prot::READ) };
+    /// let mut g = Gather::new();
+    /// // SAFETY: as above.
+    /// let _ = unsafe { pt.unmap_pages(0, 4096, 512, &mut g) };
+    /// assert_eq!(g.pending_tables(), 1); // the emptied leaf table waits for the flush
+    /// pt.sync(&mut g);
+    /// assert!(g.is_empty());
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn sync(&self, gather: &mut Gather) {
         if gather.is_empty() {
             return;
@@ -318,5 +368,96 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             // hardware's last references; nothing else holds it.
             unsafe { self.mem.free(t.ptr, t.size_lg2) };
         }
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// Detaches, into `gather`, every table whose whole span lies in `iova ..= last` and
+    /// that maps nothing (with the tables below it); returns how many table pages it
+    /// detached. `sync` frees them after the flush. Leaves are untouched.
+    ///
+    /// # Safety
+    /// The caller holds `iova ..= last` exclusively (no map, unmap or lookup in it runs
+    /// meanwhile); `iova <= last`.
+    pub(crate) unsafe fn compact_range(&self, iova: u64, last: u64, gather: &mut Gather) -> usize {
+        gather.bind(self.id);
+        let (root, top) = self.top();
+        let ap = self.aperture(top);
+        let last = if ap.contains(iova, last) {
+            last
+        } else if ap.contains(iova, iova) {
+            ap.last
+        } else {
+            return 0; // above the current top: no tables there
+        };
+        let cur = Cursor::new(self, top, root, self.entries_lg2(top, top), iova, last);
+        // SAFETY: the caller holds the range; `root` is the live top.
+        unsafe { self.compact_level(cur, gather) }
+    }
+
+    /// The body of [`Self::compact_range`] over `cur`'s walk.
+    ///
+    /// # Safety
+    /// As for [`Self::compact_range`]; `cur`'s table is live.
+    unsafe fn compact_level(&self, mut cur: Cursor<'_, F, M, X>, gather: &mut Gather) -> usize {
+        let mut span = CleanSpan::default();
+        let mut n = 0;
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside its live table.
+            if let Pte::Table { pa } = unsafe { cur.load() }
+                && cur.level > 0
+            {
+                let level = cur.level;
+                let child = self.mem.phys_to_virt(pa);
+                // SAFETY: linked tables are live; the caller holds the range.
+                let unused = cur.covered() && unsafe { self.first_leaf(cur.child()) }.is_none();
+                if unused && gather.can_hold_table() {
+                    // SAFETY: the whole span is the caller's and holds no leaf; the
+                    // tables are freed only after the gather's flush.
+                    unsafe { Self::store(cur.table, cur.idx, 0) };
+                    span.add(cur.idx, 1);
+                    // SAFETY: as above: the subtree is unlinked now.
+                    n += unsafe { self.gather_tree(level - 1, child, gather) };
+                    gather.add_range(
+                        cur.item_base(),
+                        cur.item_size(),
+                        1 << self.item_lg2(level - 1),
+                    );
+                } else if level > 1 {
+                    // SAFETY: as above.
+                    n += unsafe { self.compact_level(cur.child(), gather) };
+                }
+            }
+            cur.next();
+        }
+        self.clean_span(cur.table, &span);
+        n
+    }
+
+    /// Puts `table` (an inner table at `level`) and every table below it into `gather`;
+    /// returns how many.
+    ///
+    /// # Safety
+    /// The subtree is unlinked and holds no leaf; nothing but the hardware's cached walks
+    /// (flushed by `sync`) reaches it.
+    unsafe fn gather_tree(&self, level: u32, table: NonNull<u8>, gather: &mut Gather) -> usize {
+        let mut n = 1;
+        if level > 0 {
+            let mut cur = Cursor::whole(self, level, table, self.inner_lg2(level), 0);
+            while !cur.done() {
+                // SAFETY: the caller's guarantee covers the subtree.
+                unsafe { cur.load() };
+                if let Some((l, child, _)) = cur.child_table() {
+                    // SAFETY: as above.
+                    n += unsafe { self.gather_tree(l, child, gather) };
+                }
+                cur.next();
+            }
+        }
+        gather.push_table(DetachedTable {
+            ptr: table,
+            size_lg2: self.inner_bytes_lg2(level),
+        });
+        n
     }
 }

@@ -143,6 +143,20 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// No map or unmap of a range containing `iova` runs at the same time.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x4000_0000, 0x8000_0000, 0x20_0000, 1, Prot::READ);
+    ///     assert_eq!(pt.iova_to_phys(0x4012_3456), Some(0x8012_3456));
+    ///     assert_eq!(pt.iova_to_phys(0x1000), None);
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub unsafe fn iova_to_phys(&self, iova: u64) -> Option<u64> {
         // SAFETY: as the caller guarantees.
         let (_, _, pa, size) = unsafe { self.lookup(iova) }?;
@@ -154,6 +168,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::iova_to_phys`].
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x4000_0000, 0x8000_0000, 0x20_0000, 1, Prot::READ);
+    ///     let t = pt.translate(0x4012_3456).unwrap();
+    ///     assert_eq!((t.pa, t.iova_base, t.size), (0x8012_3456, 0x4000_0000, 0x20_0000));
+    ///     assert!(t.prot.contains(Prot::READ));
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub unsafe fn translate(&self, iova: u64) -> Option<Translation> {
         // SAFETY: as the caller guarantees.
         let (level, e, pa, size) = unsafe { self.lookup(iova) }?;
