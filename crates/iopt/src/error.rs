@@ -10,6 +10,31 @@ pub enum Error {
     /// The permissions grant neither read nor write.
     #[error("prot grants neither read nor write")]
     NoAccess,
+    /// The permissions have bits set that no [`crate::Prot`] flag defines (the value
+    /// names them).
+    #[error("prot has undefined bits {0:#x}")]
+    UndefinedProt(u32),
+    /// The dirty-read flags have bits set that no [`crate::DirtyFlags`] flag defines (the
+    /// value names them).
+    #[error("dirty flags have undefined bits {0:#x}")]
+    UndefinedDirtyFlags(u32),
+    /// The reservation was made by another table.
+    #[error("the reservation belongs to another table")]
+    ForeignReservation,
+    /// A reservation needs more table pages than the table memory can give: nothing was
+    /// allocated.
+    #[error(
+        "the reservation needs {needed} table pages of {} bytes, the memory can give {available}",
+        1u64 << size_lg2
+    )]
+    ReservationTooLarge {
+        /// log2 of the size of the table pages in question.
+        size_lg2: u32,
+        /// Pages of that size the worst case needs.
+        needed: u64,
+        /// Pages of that size the memory says it can still give.
+        available: u64,
+    },
     /// The page size is not one this table can hold (see `Info::pgsize_bitmap`).
     #[error("page size {0:#x} is not supported by this table")]
     BadPageSize(u64),

@@ -89,6 +89,17 @@ pub unsafe trait TableMemory: Send + Sync {
     fn phys_to_virt(&self, pa: u64) -> NonNull<u8>;
     /// Usage counters.
     fn stats(&self) -> MemStats;
+    /// An upper bound on how many more tables of `2^size_lg2` bytes this memory can hand
+    /// out now, or `None` if it cannot tell. Reservations compare their worst case with
+    /// it before they allocate anything ([`Error::ReservationTooLarge`]); an allocation
+    /// may still fail below the bound. The default: `None`.
+    ///
+    /// [`Error::ReservationTooLarge`]: crate::Error::ReservationTooLarge
+    #[inline]
+    fn pages_left(&self, size_lg2: u32) -> Option<u64> {
+        let _ = size_lg2;
+        None
+    }
     /// Makes `len` bytes of table memory at `ptr`, just written by the CPU, visible to a
     /// hardware walker that does not snoop the CPU caches (clean to the point of
     /// coherency). Called only for tables built with `coherent_walk: false`; the default
@@ -106,11 +117,39 @@ pub unsafe trait TableMemory: Send + Sync {
 /// in all) and handed out again, zeroed, instead of going back to the global allocator:
 /// a table that is built and torn down repeatedly then costs a memset, not a trip through
 /// the allocator and the kernel's page faults. [`HeapMemory::trim`] empties the cache.
+///
+/// # Budget
+/// [`HeapMemory::with_budget`] caps the tables in use at a number of pages (table
+/// allocations, whatever their size); allocations beyond it fail. What
+/// [`TableMemory::pages_left`] reports:
+/// - with a budget: the budget minus the pages in use;
+/// - without one, with the `std` feature on Linux: the machine's physical memory
+///   (`MemTotal` in `/proc/meminfo`) in tables of the size asked, minus the bytes in use.
+///   The global allocator's failures are not reported by an overcommitting kernel (the
+///   process is killed instead), so a reservation larger than the machine is refused
+///   up front ([`Error::ReservationTooLarge`](crate::Error::ReservationTooLarge));
+/// - otherwise: no bound (`None`); the global allocator's failures are reported as
+///   [`Error::OutOfMemory`](crate::Error::OutOfMemory).
+///
+/// ```
+/// use iopt::mem::{HeapMemory, TableMemory};
+/// let m = HeapMemory::with_budget(2);
+/// let a = m.alloc(12).unwrap();
+/// assert_eq!(m.pages_left(12), Some(1));
+/// let b = m.alloc(12).unwrap();
+/// assert!(m.alloc(12).is_none()); // over budget
+/// // SAFETY: both came from `m` with this size and are unused.
+/// unsafe { m.free(a, 12); m.free(b, 12); }
+/// ```
 #[cfg(feature = "alloc")]
 #[derive(Debug, Default)]
 pub struct HeapMemory {
     counters: Counters,
     cache: spin::Mutex<HeapCache>,
+    /// Most pages in use at once, if limited.
+    budget: Option<u64>,
+    /// Pages in use counted against the budget.
+    budget_used: AtomicU64,
 }
 
 /// Freed tables waiting for reuse: one list per size, linked through each table's first
@@ -135,6 +174,43 @@ impl HeapMemory {
                 heads: [0; 24],
                 bytes: 0,
             }),
+            budget: None,
+            budget_used: AtomicU64::new(0),
+        }
+    }
+
+    /// A heap source that gives at most `pages` tables (of any size) at once.
+    pub const fn with_budget(pages: u64) -> Self {
+        let mut m = Self::new();
+        m.budget = Some(pages);
+        m
+    }
+
+    /// The budget, if any.
+    pub fn budget(&self) -> Option<u64> {
+        self.budget
+    }
+
+    /// Takes one page of the budget; false if none is left.
+    #[inline]
+    fn take_budget(&self) -> bool {
+        let Some(budget) = self.budget else {
+            return true;
+        };
+        // Relaxed: a counter; the allocation it admits publishes nothing through it.
+        self.budget_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u < budget).then_some(u + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives one page back to the budget.
+    #[inline]
+    fn return_budget(&self) {
+        if self.budget.is_some() {
+            // Relaxed: as in `take_budget`.
+            self.budget_used.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -161,6 +237,24 @@ impl Drop for HeapMemory {
     }
 }
 
+/// The machine's physical memory in bytes (`MemTotal` in `/proc/meminfo`), read once.
+#[cfg(all(feature = "std", target_os = "linux"))]
+fn physical_memory() -> Option<u64> {
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    })
+}
+
+/// No bound known without `std` on Linux.
+#[cfg(all(feature = "alloc", not(all(feature = "std", target_os = "linux"))))]
+fn physical_memory() -> Option<u64> {
+    None
+}
+
 #[cfg(feature = "alloc")]
 fn table_layout(size_lg2: u32) -> core::alloc::Layout {
     let size = 1usize << size_lg2;
@@ -177,6 +271,9 @@ unsafe impl TableMemory for HeapMemory {
     #[inline]
     fn alloc(&self, size_lg2: u32) -> Option<NonNull<u8>> {
         let layout = table_layout(size_lg2);
+        if !self.take_budget() {
+            return None;
+        }
         let cached = if (size_lg2 as usize) < 24 && size_lg2 >= 3 {
             let mut c = self.cache.lock();
             let head = c.heads[size_lg2 as usize];
@@ -198,7 +295,13 @@ unsafe impl TableMemory for HeapMemory {
                 unsafe { NonNull::new_unchecked(p) }
             }
             // SAFETY: the layout has a non-zero size.
-            None => NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?,
+            None => match NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) }) {
+                Some(p) => p,
+                None => {
+                    self.return_budget();
+                    return None;
+                }
+            },
         };
         self.counters.add(layout.size() as u64);
         Some(p)
@@ -207,6 +310,7 @@ unsafe impl TableMemory for HeapMemory {
     unsafe fn free(&self, ptr: NonNull<u8>, size_lg2: u32) {
         let layout = table_layout(size_lg2);
         self.counters.sub(layout.size() as u64);
+        self.return_budget();
         if size_lg2 >= 3 && (size_lg2 as usize) < 24 {
             let mut c = self.cache.lock();
             if c.bytes + layout.size() <= Self::CACHE_BYTES {
@@ -237,6 +341,15 @@ unsafe impl TableMemory for HeapMemory {
     #[inline]
     fn stats(&self) -> MemStats {
         self.counters.stats()
+    }
+    /// See the type's documentation ("Budget").
+    fn pages_left(&self, size_lg2: u32) -> Option<u64> {
+        if let Some(budget) = self.budget {
+            // Relaxed: a snapshot of a counter.
+            return Some(budget.saturating_sub(self.budget_used.load(Ordering::Relaxed)));
+        }
+        let total = physical_memory()?;
+        Some(total.saturating_sub(self.counters.stats().bytes) >> size_lg2)
     }
 }
 
@@ -466,6 +579,15 @@ mod arena {
         fn stats(&self) -> MemStats {
             self.counters.stats()
         }
+        /// The free blocks of that size plus the untouched rest of the buffer.
+        fn pages_left(&self, size_lg2: u32) -> Option<u64> {
+            if size_lg2 as usize >= 24 {
+                return Some(0);
+            }
+            let st = self.state.lock();
+            let rest = self.capacity - st.bump.min(self.capacity);
+            Some(st.free[size_lg2 as usize].len() as u64 + (rest >> size_lg2) as u64)
+        }
     }
 }
 
@@ -491,6 +613,10 @@ unsafe impl<T: TableMemory + ?Sized> TableMemory for &T {
     #[inline]
     fn stats(&self) -> MemStats {
         (**self).stats()
+    }
+    #[inline]
+    fn pages_left(&self, size_lg2: u32) -> Option<u64> {
+        (**self).pages_left(size_lg2)
     }
     #[inline]
     fn clean(&self, ptr: NonNull<u8>, len: usize) {
@@ -595,6 +721,10 @@ unsafe impl<M: TableMemory> TableMemory for FaultyMemory<M> {
     #[inline]
     fn stats(&self) -> MemStats {
         self.inner.stats()
+    }
+    #[inline]
+    fn pages_left(&self, size_lg2: u32) -> Option<u64> {
+        self.inner.pages_left(size_lg2)
     }
     #[inline]
     fn clean(&self, ptr: NonNull<u8>, len: usize) {

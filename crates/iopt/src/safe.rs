@@ -37,7 +37,8 @@ impl Unmapped {
 /// - [`Table::unmap`] removes exactly the range asked for, skipping holes, and refuses a
 ///   range that would cut a large or contiguous mapping before changing anything. Tables
 ///   it empties are detached and freed by [`Table::sync`]: a single owner never leaves
-///   empty tables behind.
+///   empty tables behind (a dynamic top grown by earlier maps goes down again, through
+///   the flush operations' `top_changed`, once the levels it added hold nothing).
 /// - [`Table::translate`] returns the physical address with the mapping's extent and
 ///   permissions, so a caller can unmap by extents.
 ///
@@ -125,7 +126,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
 
     /// [`Table::map`] taking new tables only from `reservation`
     /// ([`Table::reserve`]): it never allocates. Fails with
-    /// [`Error::ReservationExhausted`](crate::Error::ReservationExhausted) (nothing changed) if the reservation is short.
+    /// [`Error::ReservationExhausted`](crate::Error::ReservationExhausted) (nothing changed) if the reservation is short,
+    /// and with [`Error::ForeignReservation`](crate::Error::ForeignReservation) if another table made it.
     pub fn map_reserved(
         &mut self,
         iova: u64,
@@ -167,8 +169,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// (including partly covered ones this unmap empties) wait in `gather` until
     /// [`Table::sync`].
     pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<Unmapped> {
-        // SAFETY: `&mut self` owns the whole table, so emptied tables may be reclaimed.
+        // SAFETY: `&mut self` owns the whole table, so emptied tables may be reclaimed
+        // and a grown top lowered again.
         let bytes = unsafe { self.raw.unmap_exact(iova, len, true, gather) }?;
+        // SAFETY: as above.
+        unsafe { self.raw.shrink_top(gather) };
         Ok(Unmapped { bytes })
     }
 

@@ -339,7 +339,9 @@ fn worker<F: Format>(
                     model.insert(ub, M2);
                     n.big_maps += 1;
                 } else {
-                    assert_eq!(got, Err(Error::AddressInUse(ub)), "map 2M at {ub:#x}");
+                    // The first IOVA in use, not the start of the page being placed.
+                    let at = model.first_in_use(ub, ulast).unwrap();
+                    assert_eq!(got, Err(Error::AddressInUse(at)), "map 2M at {ub:#x}");
                     n.conflicts += 1;
                 }
             } else if r < 68 {

@@ -893,9 +893,10 @@ fn page_sizes_at_zero_at_2_63_and_in_the_upper_half() {
     assert_eq!(leaf_list(&t, &arena), [(high, G1, 0), (high + G1, K4, G1)]);
     assert_eq!(t.unmap(high, G1 + K4, &mut g).unwrap().bytes(), G1 + K4);
     t.sync(&mut g);
-    // Documented limitation: the empty old root and the two new levels linking it stay
-    // until an unmap covers their span (the safe API does not free them in map).
-    assert_eq!(arena.stats().pages, 4, "top, two linking levels, old root");
+    // (Was a documented limitation, issue 9: the empty old root and the levels linking it
+    // stayed, 4 pages.) The single owner lowers the grown top again: one page, 3 levels.
+    assert_eq!(arena.stats().pages, 1, "the grown levels freed");
+    assert_eq!(t.info().levels, 3, "the top lowered to the initial levels");
     assert_eq!(t.unmap(0, high, &mut g).unwrap().bytes(), 0);
     t.sync(&mut g);
     assert_eq!(arena.stats().pages, 1, "AMD v1: only the top remains");

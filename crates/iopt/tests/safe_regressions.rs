@@ -90,7 +90,6 @@ fn single_owner_map_reserved_with_growth_amdv1() {
 /// another table (found by review: it skipped the owner check when every table on the
 /// way already existed).
 #[test]
-#[should_panic(expected = "reservation of another table")]
 fn single_page_map_reserved_checks_the_owner() {
     let fmt = || X86_64::new(X86_64Config::default()).unwrap();
     let mut a = Table::new(fmt(), HeapMemory::new(), NoFlush).unwrap();
@@ -98,5 +97,11 @@ fn single_page_map_reserved_checks_the_owner() {
     // The tables for 0x1000 exist after this map, so the next one is a single entry.
     a.map(0, 0, 0x1000, RW).unwrap();
     let mut other = b.reserve(&[(0x1000, 0x1000)]).unwrap();
-    let _ = a.map_reserved(0x1000, 0x1000, 0x1000, RW, &mut other);
+    // (Was a panic; a reservation of another table is now an error, nothing mapped.)
+    assert_eq!(
+        a.map_reserved(0x1000, 0x1000, 0x1000, RW, &mut other),
+        Err(iopt::Error::ForeignReservation)
+    );
+    assert!(a.translate(0x1000).is_none());
+    b.release(other);
 }

@@ -56,26 +56,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         1 << self.pgsize_bitmap.trailing_zeros()
     }
 
-    /// Checks a byte range for the safe layers: non-empty, a multiple of the smallest
-    /// page, aligned to it, no overflow, inside the aperture. Returns the last IOVA.
-    pub(crate) fn check_bytes(&self, iova: u64, len: u64) -> Result<u64> {
-        if len == 0 {
-            return Err(Error::ZeroLength);
-        }
-        let min = self.min_page();
-        if !len.is_multiple_of(min) {
-            return Err(Error::BadPageSize(len));
-        }
-        if !iova.is_multiple_of(min) {
-            return Err(Error::UnalignedIova { iova, pgsize: min });
-        }
-        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !self.geo.max_aperture.contains(iova, last) {
-            return Err(Error::OutOfAperture { iova, last });
-        }
-        Ok(last)
-    }
-
     /// Maps `[iova, iova + len)` to `[paddr, paddr + len)`, choosing the page sizes
     /// ([`next_piece`]), all or nothing: it checks the arguments, finds the range free and
     /// takes every table page the pieces need (from `reservation`, or allocated here)
@@ -96,13 +76,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         reservation: Option<&mut Reservation>,
     ) -> Result<()> {
         if let Some(r) = &reservation {
-            assert_eq!(r.owner, self.id, "reservation of another table");
+            self.check_reservation(r)?;
         }
+        self.check_map_bytes(iova, paddr, len, prot)?;
         // One page of a supported size whose tables all exist: a single entry (or run)
         // written in one step is all or nothing by itself.
-        if len.is_power_of_two()
-            && self.pgsize_bitmap & len != 0
-            && let Some((_, _, level, run)) = self.quick_check(iova, paddr, len, 1, prot)
+        if let Some((level, run)) = self.leaf_for(len)
+            && (iova | paddr) & (len - 1) == 0
         {
             // SAFETY: the caller holds the range.
             match unsafe { self.map_one(iova, paddr, level, run, prot) } {
@@ -113,22 +93,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Some(Ok(())) => return Ok(()),
                 None => {}
             }
-        }
-        if !prot.has_access() {
-            return Err(Error::NoAccess);
-        }
-        self.check_bytes(iova, len)?;
-        let min = self.min_page();
-        if !paddr.is_multiple_of(min) {
-            return Err(Error::UnalignedPaddr { paddr, pgsize: min });
-        }
-        let pa_last = paddr.checked_add(len - 1).ok_or(Error::Overflow)?;
-        let oa_bits = self.fmt.oa_bits();
-        if pa_last & !mask_lg2(oa_bits) != 0 {
-            return Err(Error::PaddrTooLarge {
-                last: pa_last,
-                oa_bits,
-            });
         }
         let pieces = Pieces {
             bitmap: self.pgsize_bitmap,
@@ -153,7 +117,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         let mut own: Option<Reservation> = None;
         let pool: &mut Reservation = match reservation {
             Some(r) => {
-                assert_eq!(r.owner, self.id, "reservation of another table");
                 if (0..24).any(|c| (r.pages_of(c) as u64) < plan.counts.of(c)) {
                     return Err(Error::ReservationExhausted);
                 }
@@ -204,13 +167,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         gather: &mut Gather,
     ) -> Result<u64> {
         // One whole leaf of exactly this size (no table to reclaim): cleared directly.
-        if !reclaim && len.is_power_of_two() && self.quick_check_range(iova, len, 1).is_some() {
+        let last = self.check_bytes(iova, len)?;
+        if !reclaim && len.is_power_of_two() && self.pgsize_bitmap & len != 0 {
             // SAFETY: the caller holds the range.
             if let Some(n) = unsafe { self.unmap_one(iova, len, true, gather) } {
                 return Ok(n);
             }
         }
-        let last = self.check_bytes(iova, len)?;
         for at in [iova, last] {
             // SAFETY: the caller holds `at`.
             if let Some(t) = unsafe { self.translate(at) } {

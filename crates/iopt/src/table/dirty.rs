@@ -3,6 +3,7 @@
 
 use core::ptr::NonNull;
 
+use super::cursor::{CleanSpan, Cursor};
 use super::*;
 
 bitflags::bitflags! {
@@ -17,24 +18,9 @@ bitflags::bitflags! {
 
 /// Progress of a dirty walk.
 struct DirtyState<'a, R> {
-    iova: u64,
-    last: u64,
-    done: bool,
     clear: bool,
     gather: &'a mut Gather,
     record: &'a mut R,
-}
-
-impl<R> DirtyState<'_, R> {
-    /// Moves to `next` (the IOVA after something handled), noting the end of the range.
-    #[inline]
-    fn advance_to(&mut self, next: u64) {
-        if next == 0 || next > self.last {
-            self.done = true;
-        } else {
-            self.iova = next;
-        }
-    }
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -69,6 +55,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Panics
     /// If `gather` holds work of another table.
+    ///
+    /// ```
+    /// use iopt::{DirtyFlags, Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+    /// use iopt::mem::HeapMemory;
+    /// let fmt = AmdV1::new(AmdV1Config { dirty_tracking: true, ..AmdV1Config::default() })?;
+    /// let pt = PageTable::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// let mut g = Gather::new();
+    /// let mut dirty = Vec::new();
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0, 0x8000_0000, 4096, 4, Prot::READ | Prot::WRITE);
+    ///     // No device wrote: nothing is reported.
+    ///     pt.read_and_clear_dirty(0, 0x4000, DirtyFlags::empty(), &mut g, &mut |b, s| dirty.push((b, s)))?;
+    /// }
+    /// assert!(dirty.is_empty());
+    /// pt.sync(&mut g);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub unsafe fn read_and_clear_dirty<R: FnMut(u64, u64)>(
         &self,
         iova: u64,
@@ -80,6 +85,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if !self.fmt.tracks_dirty() {
             return Err(Error::NoDirtyTracking);
         }
+        self.check_dirty_flags(flags)?;
         let last = self.check_bytes(iova, len)?;
         gather.bind(self.id);
         let (root, top) = self.top();
@@ -94,50 +100,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return Ok(());
         };
         let mut st = DirtyState {
-            iova,
-            last: cur_last,
-            done: false,
             clear: !flags.contains(DirtyFlags::NO_CLEAR),
             gather,
             record,
         };
+        let cur = Cursor::new(self, top, root, self.entries_lg2(top, top), iova, cur_last);
         // SAFETY: `root` is the live top table at `top`; the caller keeps maps and unmaps
         // away from every leaf the walk reaches.
-        unsafe { self.dirty_level(top, top, root, &mut st) };
+        unsafe { self.dirty_level(cur, &mut st) };
         Ok(())
     }
 
-    /// Reads (and cleans) the dirty leaves of `table` (at `level`) from `st.iova` on.
+    /// Reads (and cleans) the dirty leaves of `cur`'s walk.
     ///
     /// # Safety
-    /// `table` is live at `level`; as for [`Self::read_and_clear_dirty`].
+    /// `cur`'s table is live; as for [`Self::read_and_clear_dirty`].
     unsafe fn dirty_level<R: FnMut(u64, u64)>(
         &self,
-        level: u32,
-        top: u32,
-        table: NonNull<u8>,
+        mut cur: Cursor<'_, F, M, X>,
         st: &mut DirtyState<'_, R>,
     ) {
         let fmt = &self.fmt;
-        let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = self.item_lg2(level);
-        let item = 1u64 << item_lg2;
-        let mut idx = (st.iova >> item_lg2) as usize & (n - 1);
-        let mut written = Dirty::default();
-        while !st.done && idx < n {
-            // SAFETY: idx < n.
-            let e = unsafe { Self::load(table, idx) };
-            let slot = st.iova & !(item - 1);
-            match fmt.decode(level, e) {
-                Pte::Empty => {
-                    st.advance_to(slot.wrapping_add(item));
-                    idx += 1;
-                }
-                Pte::Leaf { run_lg2, .. } => {
-                    let size = item << run_lg2;
-                    let base = st.iova & !(size - 1);
-                    let first = idx & !((1usize << run_lg2) - 1);
-                    let count = 1usize << run_lg2;
+        let (level, table) = (cur.level, cur.table);
+        let mut written = CleanSpan::default();
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside the table.
+            match unsafe { cur.load() } {
+                Pte::Empty => {}
+                Pte::Leaf { .. } => {
+                    let (base, size) = (cur.item_base(), cur.item_size());
+                    let (first, count) = (cur.item_first(), cur.item_entries());
                     let dirty = (first..first + count).any(|i| {
                         // SAFETY: runs never cross a table, so `i` is inside it.
                         fmt.leaf_dirty(level, unsafe { Self::load(table, i) })
@@ -154,22 +146,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             st.gather.add_range(base, size, size);
                         }
                     }
-                    st.advance_to(base.wrapping_add(size));
-                    idx = first + count;
                 }
-                Pte::Table { pa } => {
+                Pte::Table { .. } => {
                     if level > 0 {
                         // SAFETY: linked tables are live; the caller's guarantee covers
                         // the leaves below.
-                        unsafe { self.dirty_level(level - 1, top, self.mem.phys_to_virt(pa), st) };
-                    } else {
-                        st.advance_to(slot.wrapping_add(item));
+                        unsafe { self.dirty_level(cur.child(), st) };
                     }
-                    idx += 1;
                 }
             }
+            cur.next();
         }
-        self.clean_dirty::<true>(table, &written);
+        self.clean_span(table, &written);
     }
 
     /// Resets the dirty record of leaf entry `i` of `table` with a compare-and-swap, so

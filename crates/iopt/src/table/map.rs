@@ -2,6 +2,8 @@
 
 use core::ptr::NonNull;
 
+use super::check::MapArgs;
+use super::cursor::{CleanSpan, Cursor};
 use super::*;
 
 /// Progress of a map walk.
@@ -39,6 +41,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///   usage error of this API).
     /// - If the table is live (hardware walks it), the physical range stays valid for
     ///   device access for as long as it is mapped.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// let (mapped, r) = unsafe { pt.map_pages(0x20_0000, 0x8000_0000, 4096, 4, Prot::READ | Prot::WRITE) };
+    /// assert_eq!((mapped, r), (4 * 4096, Ok(())));
+    /// // Over it again: nothing changes.
+    /// // SAFETY: as above.
+    /// let (mapped, r) = unsafe { pt.map_pages(0x20_0000, 0, 4096, 1, Prot::READ) };
+    /// assert_eq!((mapped, r), (0, Err(iopt::Error::AddressInUse(0x20_0000))));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the mapped length and the error must both be handled"]
     #[inline]
     pub unsafe fn map_pages(
@@ -49,25 +66,29 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         prot: Prot,
     ) -> (u64, Result<()>) {
-        // The common case inline (one page, its tables in place), the rest out of line.
-        if pgcount == 1
-            && let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, 1, prot)
+        // Checked once ([`Self::check_map`]); the common case inline (one page, its tables
+        // in place), the rest out of line, where nothing is checked or walked twice.
+        let args = match self.check_map(iova, paddr, pgsize, pgcount, prot) {
+            Ok(args) => args,
+            Err(e) => return (0, Err(e)),
+        };
+        if pgcount == 1 {
             // SAFETY: the caller's guarantees are passed on.
-            && let Some(Ok(())) = unsafe { self.map_one(iova, paddr, level, run, prot) }
-        {
-            return (len, Ok(()));
+            if let Some(Ok(())) = unsafe { self.map_one(iova, paddr, args.level, args.run, prot) } {
+                return (args.len, Ok(()));
+            }
         }
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.map_few(iova, paddr, pgsize, pgcount, prot) }
+        unsafe { self.map_few(iova, paddr, pgsize, pgcount, prot, args) }
     }
 
-    /// A few pages (a driver's buffer) page by page through [`Self::map_one`] while their
-    /// tables exist; the general path takes over at the first page that needs more (a new
-    /// table, a conflict to report, a growing top). Pages map in order either way, so the
-    /// outcome is the general path's.
+    /// [`Self::map_pages`] beyond its inline case: a few pages (a driver's buffer) page
+    /// by page through [`Self::map_one`] while their tables exist, then the general walk
+    /// from the first page that needs more (a new table, a leftover table, a growing
+    /// top). Pages map in order either way, so the outcome is the general walk's.
     ///
     /// # Safety
-    /// As for [`Self::map_pages`].
+    /// As for [`Self::map_pages`]; `args` are the checked arguments.
     #[inline(never)]
     unsafe fn map_few(
         &self,
@@ -76,42 +97,61 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgsize: u64,
         pgcount: usize,
         prot: Prot,
+        args: MapArgs,
     ) -> (u64, Result<()>) {
         let mut done = 0usize;
-        // (Not for an incoherent walker: it wants one cache clean per table and call.)
-        if pgcount <= 64
-            && self.opts.coherent_walk
-            && let Some((len, _, level, run)) = self.quick_check(iova, paddr, pgsize, pgcount, prot)
-        {
+        // (Not for an incoherent walker: it wants one cache clean per table and call. A
+        // single page was tried by the caller already.)
+        if pgcount > 1 && pgcount <= 64 && self.opts.coherent_walk {
             while done < pgcount {
                 let off = done as u64 * pgsize;
                 // SAFETY: the caller's guarantees are passed on.
-                match unsafe { self.map_one(iova + off, paddr + off, level, run, prot) } {
+                match unsafe { self.map_one(iova + off, paddr + off, args.level, args.run, prot) } {
                     Some(Ok(())) => done += 1,
-                    _ => break,
+                    Some(Err(e)) => {
+                        if let Error::AddressInUse(_) = e {
+                            self.note_overlap();
+                        }
+                        return (off, Err(e));
+                    }
+                    None => break,
                 }
             }
             if done == pgcount {
-                return (len, Ok(()));
+                return (args.len, Ok(()));
             }
         }
         let off = done as u64 * pgsize;
         // SAFETY: the caller's guarantees are passed on; the first `done` pages are mapped
         // and the rest continues where they end.
         let (mapped, r) =
-            unsafe { self.map_with(iova + off, paddr + off, pgsize, pgcount - done, prot, None) };
+            unsafe { self.map_walk(iova + off, paddr + off, args.len - off, args, prot, None) };
         (off + mapped, r)
     }
 
     /// [`Self::map_pages`] taking every new table from `reservation` instead of the table
     /// memory: it never allocates. If the reservation runs dry (the map was not part of
-    /// the plan it was made for) the map stops with [`Error::ReservationExhausted`].
+    /// the plan it was made for) the map stops with [`Error::ReservationExhausted`]; a
+    /// reservation made by another table is refused with
+    /// [`Error::ForeignReservation`], nothing changed.
     ///
     /// # Safety
     /// As for [`Self::map_pages`].
     ///
-    /// # Panics
-    /// If `reservation` was made by another table.
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut r = pt.reserve(&[(0x4000_0000, 0x1_0000)])?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// let (mapped, res) = unsafe {
+    ///     pt.map_pages_reserved(0x4000_0000, 0x8000_0000, 4096, 16, Prot::READ, &mut r)
+    /// };
+    /// assert_eq!((mapped, res), (0x1_0000, Ok(())));
+    /// pt.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the mapped length and the error must both be handled"]
     pub unsafe fn map_pages_reserved(
         &self,
@@ -122,106 +162,59 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         prot: Prot,
         reservation: &mut Reservation,
     ) -> (u64, Result<()>) {
-        assert_eq!(reservation.owner, self.id, "reservation of another table");
+        let args = match self
+            .check_reservation(reservation)
+            .and_then(|()| self.check_map(iova, paddr, pgsize, pgcount, prot))
+        {
+            Ok(args) => args,
+            Err(e) => return (0, Err(e)),
+        };
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.map_with(iova, paddr, pgsize, pgcount, prot, Some(reservation)) }
+        unsafe { self.map_walk(iova, paddr, args.len, args, prot, Some(reservation)) }
     }
 
+    /// The general map walk of `len` bytes of checked pages (`args`) at `iova`: one
+    /// entry through [`Self::map_one`] when that is all, else through the cursor walk,
+    /// growing the top where needed.
+    ///
     /// # Safety
-    /// As for [`Self::map_pages`].
+    /// As for [`Self::map_pages`]; `args` are the checked arguments of a request that
+    /// covers `iova .. iova + len`.
     #[inline(never)]
-    pub(super) unsafe fn map_with(
+    pub(super) unsafe fn map_walk(
         &self,
         iova: u64,
         paddr: u64,
-        pgsize: u64,
-        pgcount: usize,
+        len: u64,
+        args: MapArgs,
         prot: Prot,
         pool: Option<&mut Reservation>,
     ) -> (u64, Result<()>) {
-        let checked = match self.quick_check(iova, paddr, pgsize, pgcount, prot) {
-            Some(ok) => Ok(ok),
-            None => self.check_map(iova, paddr, pgsize, pgcount, prot),
-        };
-        match checked {
-            Err(e) => (0, Err(e)),
-            Ok((len, last, leaf_level, run_lg2)) => {
-                if len == 1u64 << (self.item_lg2(leaf_level) + run_lg2) {
-                    // SAFETY: the caller's guarantees are passed on.
-                    if let Some(r) = unsafe { self.map_one(iova, paddr, leaf_level, run_lg2, prot) }
-                    {
-                        if let Err(Error::AddressInUse(_)) = r {
-                            self.note_overlap();
-                        }
-                        return (if r.is_ok() { len } else { 0 }, r);
-                    }
-                }
-                let mut st = MapState {
-                    iova,
-                    pa: paddr,
-                    remaining: len,
-                    leaf_level,
-                    run_lg2,
-                    prot,
-                    pool,
-                };
-                // SAFETY: the caller's guarantees are passed on.
-                let r = unsafe { self.map_grow(&mut st, last) };
+        let (leaf_level, run_lg2) = (args.level, args.run);
+        if pool.is_some() && len == 1u64 << (self.item_lg2(leaf_level) + run_lg2) {
+            // SAFETY: the caller's guarantees are passed on.
+            if let Some(r) = unsafe { self.map_one(iova, paddr, leaf_level, run_lg2, prot) } {
                 if let Err(Error::AddressInUse(_)) = r {
                     self.note_overlap();
                 }
-                (len - st.remaining, r)
+                return (if r.is_ok() { len } else { 0 }, r);
             }
         }
-    }
-
-    /// The arguments checks of [`Self::check_map`] as one branch-light pass; `None` if
-    /// anything is wrong (then `check_map` finds out what, for the error).
-    #[inline(always)]
-    pub(super) fn quick_check(
-        &self,
-        iova: u64,
-        paddr: u64,
-        pgsize: u64,
-        pgcount: usize,
-        prot: Prot,
-    ) -> Option<(u64, u64, u32, u32)> {
-        let (level, run) = self.leaf_for(pgsize)?;
-        let len = pgsize.checked_mul(pgcount as u64)?;
-        let last = iova.checked_add(len.checked_sub(1)?)?;
-        let pa_last = paddr.checked_add(len - 1)?;
-        let ok = prot.has_access()
-            && (iova | paddr) & (pgsize - 1) == 0
-            && pa_last & !mask_lg2(self.fmt.oa_bits()) == 0
-            && self.in_max_aperture(iova, last);
-        ok.then_some((len, last, level, run))
-    }
-
-    pub(super) fn check_map(
-        &self,
-        iova: u64,
-        paddr: u64,
-        pgsize: u64,
-        pgcount: usize,
-        prot: Prot,
-    ) -> Result<(u64, u64, u32, u32)> {
-        if !prot.has_access() {
-            return Err(Error::NoAccess);
+        let mut st = MapState {
+            iova,
+            pa: paddr,
+            remaining: len,
+            leaf_level,
+            run_lg2,
+            prot,
+            pool,
+        };
+        // SAFETY: the caller's guarantees are passed on.
+        let r = unsafe { self.map_grow(&mut st, iova.wrapping_add(len - 1)) };
+        if let Err(Error::AddressInUse(_)) = r {
+            self.note_overlap();
         }
-        let (len, last) = self.check_range(iova, pgsize, pgcount)?;
-        if paddr & (pgsize - 1) != 0 {
-            return Err(Error::UnalignedPaddr { paddr, pgsize });
-        }
-        let pa_last = paddr.checked_add(len - 1).ok_or(Error::Overflow)?;
-        let oa_bits = self.fmt.oa_bits();
-        if pa_last & !mask_lg2(oa_bits) != 0 {
-            return Err(Error::PaddrTooLarge {
-                last: pa_last,
-                oa_bits,
-            });
-        }
-        let (level, run) = self.leaf_for(pgsize).ok_or(Error::BadPageSize(pgsize))?;
-        Ok((len, last, level, run))
+        (len - st.remaining, r)
     }
 
     /// One page (entry or run) where every table on the way exists: a straight walk down
@@ -250,25 +243,28 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             }
         }
         // SAFETY: `root` is the live top; the caller owns the range.
-        let (level, table, idx, _, pte) = unsafe { self.descend(root, top, iova, leaf_level) };
+        let cur = unsafe { self.descend(root, top, iova, leaf_level) };
+        let (level, table, idx) = (cur.level, cur.table, cur.idx);
         if level != leaf_level {
-            return match pte {
+            return match cur.pte {
                 Pte::Leaf { .. } => Some(Err(Error::AddressInUse(iova))),
                 _ => None,
             };
         }
         if run_lg2 == 0 {
-            // The common case, without the run loops.
+            // The common case, without the run loops. (The entry is read again: cheaper
+            // than keeping the descent's decoded copy alive.)
             // SAFETY: `idx` is the entry for `iova` in `table`.
             let e = unsafe { Self::load(table, idx) };
             return match self.fmt.decode(level, e) {
                 Pte::Empty => {
                     let v = self.fmt.make_leaf(level, pa, 0, prot);
-                    // SAFETY: as above; the caller owns the range.
+                    // SAFETY: `idx` is the entry for `iova` in `table`; the caller owns
+                    // the range.
                     unsafe { Self::store(table, idx, v) };
-                    let mut dirty = Dirty::default();
-                    dirty.add(idx, 1);
-                    self.clean_dirty::<true>(table, &dirty);
+                    let mut span = CleanSpan::default();
+                    span.add(idx, 1);
+                    self.clean_span(table, &span);
                     Some(Ok(()))
                 }
                 Pte::Leaf { .. } => Some(Err(Error::AddressInUse(iova))),
@@ -299,10 +295,29 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 )
             };
         }
-        let mut dirty = Dirty::default();
-        dirty.add(idx, run);
-        self.clean_dirty::<true>(table, &dirty);
+        let mut span = CleanSpan::default();
+        span.add(idx, run);
+        self.clean_span(table, &span);
         Some(Ok(()))
+    }
+
+    /// The cursor of a map walk over what `st` describes, in the top table `root` at
+    /// `top`.
+    #[inline]
+    fn top_cursor<'t>(
+        &'t self,
+        root: NonNull<u8>,
+        top: u32,
+        st: &MapState<'_>,
+    ) -> Cursor<'t, F, M, X> {
+        Cursor::new(
+            self,
+            top,
+            root,
+            self.entries_lg2(top, top),
+            st.iova,
+            st.iova.wrapping_add(st.remaining - 1),
+        )
     }
 
     /// Maps what `st` describes, growing the top first where the format allows it.
@@ -315,7 +330,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             let ap = self.aperture(top);
             if st.leaf_level <= top && ap.contains(st.iova, last) {
                 // SAFETY: the caller owns the range; `root` is the live top table.
-                return unsafe { self.map_level(top, top, root, st, false) };
+                return unsafe { self.map_level(self.top_cursor(root, top, st), top, st, false) };
             }
             // Only formats with a dynamic top get here (the full aperture was checked).
             // First the part that fits below the current top.
@@ -324,7 +339,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 let part = ap.last - st.iova + 1;
                 st.remaining = part;
                 // SAFETY: as above.
-                let r = unsafe { self.map_level(top, top, root, st, false) };
+                let r = unsafe { self.map_level(self.top_cursor(root, top, st), top, st, false) };
                 st.remaining = full - (part - st.remaining);
                 r?;
             }
@@ -388,9 +403,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             // The new page would cover the whole old root: refuse before publishing
             // anything if the old root maps something.
             // SAFETY: the old root is live; the caller owns the range it spans.
-            if unsafe {
-                self.subtree_has_leaf(old_top, old_root, self.entries_lg2(old_top, old_top))
-            } {
+            let used = unsafe {
+                self.subtree_first_leaf(old_top, old_root, self.entries_lg2(old_top, old_top), 0)
+            };
+            if used.is_some() {
                 // SAFETY: never published.
                 unsafe {
                     self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
@@ -420,7 +436,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         let before = st.remaining;
         // SAFETY: writes go to the private chain (the range lies above the old top's
         // aperture, so it never enters the old root) and to tables hanging off it.
-        let r = unsafe { self.map_level(new_top, new_top, new_root, st, true) };
+        let r =
+            unsafe { self.map_level(self.top_cursor(new_root, new_top, st), new_top, st, true) };
         if st.remaining == before {
             // SAFETY: nothing was mapped; the chain was never published.
             unsafe {
@@ -490,47 +507,46 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
     }
 
-    /// Maps the part of `st` that falls in `table` (at `level`) and below. `private`: the
-    /// table is not linked yet (built by this call); it is then cleaned whole before it
-    /// is linked instead of entry by entry.
+    /// Maps the part of `st` that falls in `cur`'s table and below. `private`: the table
+    /// is not linked yet (built by this call); it is then cleaned whole before it is
+    /// linked instead of entry by entry.
     ///
     /// # Safety
-    /// `table` is a live table at `level` of this page table (top at `top`), or a private
-    /// one about to be linked there; the caller owns the IOVA range.
+    /// `cur`'s table is a live table of this page table (top at `top`), or a private one
+    /// about to be linked; its walk is `st.iova ..= st.iova + st.remaining - 1`; the
+    /// caller owns the IOVA range.
     unsafe fn map_level(
         &self,
-        level: u32,
+        mut cur: Cursor<'_, F, M, X>,
         top: u32,
-        table: NonNull<u8>,
         st: &mut MapState<'_>,
         private: bool,
     ) -> Result<()> {
-        let mut dirty = Dirty::default();
+        let mut span = CleanSpan::default();
         // SAFETY: as the caller guarantees.
-        let r = unsafe { self.map_entries(level, top, table, st, private, &mut dirty) };
+        let r = unsafe { self.map_entries(&mut cur, top, st, private, &mut span) };
         if !private {
-            self.clean_dirty::<true>(table, &dirty);
+            self.clean_span(cur.table, &span);
         }
         r
     }
 
-    /// The body of [`Self::map_level`]; records the entries it writes in `dirty`.
+    /// The body of [`Self::map_level`]; records the entries it writes in `span`.
     ///
     /// # Safety
     /// As for [`Self::map_level`].
     unsafe fn map_entries(
         &self,
-        level: u32,
+        cur: &mut Cursor<'_, F, M, X>,
         top: u32,
-        table: NonNull<u8>,
         st: &mut MapState<'_>,
         private: bool,
-        dirty: &mut Dirty,
+        span: &mut CleanSpan,
     ) -> Result<()> {
         let fmt = &self.fmt;
-        let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = self.item_lg2(level);
-        let mut idx = (st.iova >> item_lg2) as usize & (n - 1);
+        let level = cur.level;
+        let table = cur.table;
+        let item_lg2 = cur.entry_lg2();
         if level == st.leaf_level {
             let run = 1usize << st.run_lg2;
             let size = 1u64 << (item_lg2 + st.run_lg2);
@@ -538,13 +554,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             if private && run == 1 && F::OA_IN_PLACE && !cfg!(loom) {
                 // A fresh table: no checks, and entries follow by addition. Nothing else
                 // can see the table yet, so plain (vectorisable) writes are fine.
-                let count = ((st.remaining >> item_lg2) as usize).min(n - idx);
+                let (idx, count) = (cur.idx, cur.end - cur.idx);
                 let first = fmt.make_leaf(level, st.pa, 0, st.prot);
                 let base = table.as_ptr().cast::<u64>();
                 for i in 0..count {
                     let v = first.wrapping_add((i as u64) << item_lg2);
-                    // SAFETY: idx + i < n; the table is private to this call; 64-bit
-                    // formats only (checked below for 32-bit ones).
+                    // SAFETY: idx + i < end <= the table's entry count; the table is
+                    // private to this call.
                     unsafe {
                         if F::ENTRY_LG2 == 3 {
                             base.add(idx + i).write(v);
@@ -553,40 +569,45 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         }
                     }
                 }
+                cur.advance(count);
                 let bytes = (count as u64) << item_lg2;
                 st.iova = st.iova.wrapping_add(bytes);
                 st.pa = st.pa.wrapping_add(bytes);
                 st.remaining -= bytes;
                 return Ok(());
             }
-            while st.remaining != 0 && idx < n {
+            // The body steps by the map's own run (the page size it writes).
+            while !cur.done() {
+                let idx = cur.idx;
                 // Check every slot of the run before writing any. A private table is
                 // filled front to back by this call alone, so its slots ahead are empty.
                 let mut leftover_tables = false;
                 for i in 0..if private { 0 } else { run } {
                     // SAFETY: runs are aligned and never cross a table (the format's
-                    // run sizes divide the table), so idx + i < n.
+                    // run sizes divide the table), so idx + i is inside it.
                     let e = unsafe { Self::load(table, idx + i) };
+                    let slot = cur.item_va(idx + i);
                     match fmt.decode(level, e) {
                         Pte::Empty => {}
-                        Pte::Leaf { .. } => {
-                            return Err(Error::AddressInUse(st.iova + ((i as u64) << item_lg2)));
-                        }
+                        Pte::Leaf { .. } => return Err(Error::AddressInUse(slot)),
                         Pte::Table { pa } => {
-                            let used = level == 0 || {
+                            let used = if level == 0 {
+                                Some(slot)
+                            } else {
                                 // SAFETY: a linked table below a table we walk is live.
                                 unsafe {
-                                    self.subtree_has_leaf(
+                                    self.subtree_first_leaf(
                                         level - 1,
                                         self.mem.phys_to_virt(pa),
                                         self.inner_lg2(level - 1),
+                                        slot,
                                     )
                                 }
                             };
-                            if used {
-                                return Err(Error::AddressInUse(
-                                    st.iova + ((i as u64) << item_lg2),
-                                ));
+                            if used.is_some() {
+                                // The raw map names the slot it was placing (the safe
+                                // layer's plan names the first IOVA in use).
+                                return Err(Error::AddressInUse(slot));
                             }
                             leftover_tables = true;
                         }
@@ -599,17 +620,17 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         // SAFETY: as above.
                         let e = unsafe { Self::load(table, idx + i) };
                         if let Pte::Table { pa } = fmt.decode(level, e) {
-                            let slot = st.iova + ((i as u64) << item_lg2);
-                            dirty.add(idx + i, 1);
+                            let slot = cur.item_va(idx + i);
+                            span.add(idx + i, 1);
                             // The cleared link must reach an incoherent walker before the
                             // flush, or it could walk the freed table afterwards.
-                            let mut cleared = Dirty::default();
+                            let mut cleared = CleanSpan::default();
                             cleared.add(idx + i, 1);
                             // SAFETY: the caller owns the slot's range; the subtree holds
                             // no leaf; after the walk flush nothing references it.
                             unsafe {
                                 Self::store(table, idx + i, 0);
-                                self.clean_dirty::<true>(table, &cleared);
+                                self.clean_span(table, &cleared);
                                 self.ops.flush_walk(
                                     slot,
                                     1 << item_lg2,
@@ -636,31 +657,28 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         )
                     };
                 }
-                dirty.add(idx, run);
+                span.add(idx, run);
                 st.iova = st.iova.wrapping_add(size);
                 st.pa = st.pa.wrapping_add(size);
                 st.remaining -= size;
-                idx += run;
+                cur.advance(run);
             }
             return Ok(());
         }
-        while st.remaining != 0 && idx < n {
-            // SAFETY: idx < n.
-            let e = unsafe { Self::load(table, idx) };
-            match fmt.decode(level, e) {
-                Pte::Leaf { .. } => return Err(Error::AddressInUse(st.iova)),
-                Pte::Table { pa } => {
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside the table.
+            match unsafe { cur.load() } {
+                Pte::Leaf { .. } => return Err(Error::AddressInUse(cur.va())),
+                Pte::Table { .. } => {
                     // SAFETY: linked tables are live; the range is the caller's.
-                    unsafe {
-                        self.map_level(level - 1, top, self.mem.phys_to_virt(pa), st, private)?
-                    };
+                    unsafe { self.map_level(cur.child(), top, st, private)? };
                 }
                 Pte::Empty => {
-                    let child_lg2 = self.table_bytes_lg2(level - 1, top);
+                    let child_lg2 = self.inner_bytes_lg2(level - 1);
                     let child = self.new_table(child_lg2, &mut st.pool)?;
                     let saved = (st.iova, st.pa, st.remaining);
                     // SAFETY: `child` is private, zeroed, sized for level - 1.
-                    let r = unsafe { self.map_level(level - 1, top, child, st, true) };
+                    let r = unsafe { self.map_level(cur.child_at(child), top, st, true) };
                     if st.remaining == saved.2 {
                         // SAFETY: never linked.
                         unsafe {
@@ -675,13 +693,13 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     }
                     self.clean_new_table(child, child_lg2);
                     let link = fmt.make_table(level, self.mem.virt_to_phys(child));
-                    // SAFETY: idx < n; `e` is the value we saw.
-                    if unsafe { Self::cas(table, idx, e, link) } {
-                        dirty.add(idx, 1);
+                    // SAFETY: the cursor's entry; `cur.raw` is the value we saw.
+                    if unsafe { Self::cas(table, cur.idx, cur.raw, link) } {
+                        span.add(cur.idx, 1);
                         r?;
                     } else {
                         // Lost the race: another thread linked a table here. Drop ours
-                        // (never visible) and redo this part through the winner's.
+                        // (never visible) and redo this entry through the winner's.
                         // SAFETY: never linked.
                         unsafe {
                             self.free_tree(
@@ -696,7 +714,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     }
                 }
             }
-            idx += 1;
+            cur.next();
         }
         Ok(())
     }

@@ -26,12 +26,17 @@ use crate::mem::{MemStats, TableMemory};
 use crate::reserve::Reservation;
 use crate::{Error, Prot, Result};
 
+use cursor::CleanSpan;
+
 pub use dirty::DirtyFlags;
 pub(crate) use plan::Plan;
 pub use plan::TableCounts;
 
 mod auto;
+mod check;
+mod cursor;
 mod dirty;
+mod grow;
 mod map;
 mod plan;
 mod unmap;
@@ -204,27 +209,6 @@ unsafe impl<F: Format, M: TableMemory, X: FlushOps> Sync for PageTable<F, M, X> 
 
 const LEVEL_MASK: usize = 7;
 
-/// Entry indices one operation wrote in one table, for cache cleaning when the walker
-/// does not snoop (an empty range when `lo >= hi`).
-#[derive(Debug, Default)]
-pub(super) struct Dirty {
-    lo: usize,
-    hi: usize,
-}
-
-impl Dirty {
-    /// Notes entries `first .. first + count`.
-    #[inline]
-    pub(super) fn add(&mut self, first: usize, count: usize) {
-        if self.lo >= self.hi {
-            (self.lo, self.hi) = (first, first + count);
-        } else {
-            self.lo = self.lo.min(first);
-            self.hi = self.hi.max(first + count);
-        }
-    }
-}
-
 #[inline]
 fn mask_lg2(bits: u32) -> u64 {
     if bits >= 64 {
@@ -239,11 +223,31 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// Fails with [`Error::OutOfMemory`] if the top table cannot be allocated, or
     /// [`Error::BadConfig`] if the format reports an inconsistent geometry.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert_eq!(pt.info().levels, 4);
+    /// assert_eq!(pt.mem_stats().pages, 1); // the top table
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
         Self::with_options(fmt, mem, ops, Options::default())
     }
 
     /// [`Self::new`] with explicit [`Options`].
+    ///
+    /// ```
+    /// use iopt::{NoFlush, Options, OverlapPolicy, PageTable};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let opts = Options { overlap: OverlapPolicy::Silent, ..Options::default() };
+    /// let pt = PageTable::with_options(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush, opts)?;
+    /// assert_eq!(pt.options().overlap, OverlapPolicy::Silent);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
         let levels = fmt.levels();
         if levels == 0 || levels > F::MAX_LEVELS || fmt.max_levels() < levels || F::MAX_LEVELS > 8 {
@@ -359,15 +363,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
     }
 
-    /// Cleans the entries `dirty` names in `table` for an incoherent walker (once per
-    /// table and operation). `LIVE` is false for private tables, which are cleaned whole
-    /// before they are linked in instead.
+    /// Cleans the entries `span` names in `table` for an incoherent walker (once per
+    /// table and operation). Private tables are cleaned whole before they are linked in
+    /// instead ([`Self::clean_new_table`]).
     #[inline]
-    pub(super) fn clean_dirty<const LIVE: bool>(&self, table: NonNull<u8>, dirty: &Dirty) {
-        if !self.opts.coherent_walk && LIVE && dirty.lo < dirty.hi {
+    pub(super) fn clean_span(&self, table: NonNull<u8>, span: &CleanSpan) {
+        if !self.opts.coherent_walk && span.lo < span.hi {
             // SAFETY: `lo..hi` are entry indices inside `table`.
-            let p = unsafe { table.add(dirty.lo << F::ENTRY_LG2) };
-            self.mem.clean(p, (dirty.hi - dirty.lo) << F::ENTRY_LG2);
+            let p = unsafe { table.add(span.lo << F::ENTRY_LG2) };
+            self.mem.clean(p, (span.hi - span.lo) << F::ENTRY_LG2);
         }
     }
 
@@ -412,6 +416,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     }
 
     /// Levels, page sizes, aperture, root and configuration words (Linux's `get_info`).
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let info = pt.info();
+    /// assert_eq!(info.pgsize_bitmap, (1 << 12) | (1 << 21) | (1 << 30)); // 4K, 2M, 1G
+    /// assert_eq!(info.aperture.last, (1 << 47) - 1); // the lower half of a sign-extended space
+    /// assert_eq!(info.hw.get("CR3"), Some(info.root_pa)); // what the driver programs
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn info(&self) -> Info {
         let (root, top) = self.top();
         let root_pa = self.mem.virt_to_phys(root);
@@ -499,6 +515,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     #[inline]
     pub(super) fn inner_lg2(&self, level: u32) -> u32 {
         self.geo.inner_lg2[level as usize & 7]
+    }
+
+    /// log2 of the bytes of a table at `level` that is not the top.
+    #[inline]
+    pub(super) fn inner_bytes_lg2(&self, level: u32) -> u32 {
+        (self.inner_lg2(level) + F::ENTRY_LG2).max(self.fmt.min_table_bytes_lg2())
     }
 
     /// log2 of the span of one entry at `level`.
@@ -605,43 +627,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             0 => None,
             v => Some(((v - 1) as u32 >> 5, (v - 1) as u32 & 31)),
         }
-    }
-
-    /// [`Self::check_range`]'s checks as one branch-light pass; `None` if anything is
-    /// wrong (then `check_range` finds out what, for the error).
-    #[inline(always)]
-    pub(super) fn quick_check_range(
-        &self,
-        iova: u64,
-        pgsize: u64,
-        pgcount: usize,
-    ) -> Option<(u64, u64)> {
-        let len = pgsize.checked_mul(pgcount as u64)?;
-        let last = iova.checked_add(len.checked_sub(1)?)?;
-        let ok = pgsize.is_power_of_two()
-            && self.pgsize_bitmap & pgsize != 0
-            && iova & (pgsize - 1) == 0
-            && self.in_max_aperture(iova, last);
-        ok.then_some((len, last))
-    }
-
-    /// Checks the arguments shared by map and unmap; returns the last IOVA.
-    pub(super) fn check_range(&self, iova: u64, pgsize: u64, pgcount: usize) -> Result<(u64, u64)> {
-        if pgcount == 0 {
-            return Err(Error::ZeroLength);
-        }
-        if !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
-            return Err(Error::BadPageSize(pgsize));
-        }
-        if iova & (pgsize - 1) != 0 {
-            return Err(Error::UnalignedIova { iova, pgsize });
-        }
-        let len = pgsize.checked_mul(pgcount as u64).ok_or(Error::Overflow)?;
-        let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-        if !self.in_max_aperture(iova, last) {
-            return Err(Error::OutOfAperture { iova, last });
-        }
-        Ok((len, last))
     }
 
     /// True if `iova ..= last` (with `iova <= last`) lies in one range of the aperture at

@@ -1,8 +1,7 @@
 //! Planning maps before making them: how many table pages a map needs, whether its
 //! range is free, and reservations of table pages for paths that must not allocate.
 
-use core::ptr::NonNull;
-
+use super::cursor::Cursor;
 use super::*;
 
 /// Table pages needed, by size class (log2 bytes).
@@ -86,20 +85,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// where `s(l)` is log2 of the span of one level-`l` entry. Ranges sorted by IOVA are
     /// merged per level (a table two maps share is counted once); unsorted plans are
     /// summed, which over-counts but never under-counts.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // 2 MiB of 4K pages at 0: one leaf table, one level-1 table, one level-2 table.
+    /// assert_eq!(pt.worst_case_tables(&[(0, 0x20_0000)])?.total(), 3);
+    /// assert!(pt.worst_case_tables(&[(0x1001, 0x1000)]).is_err()); // as map would refuse
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn worst_case_tables(&self, plan: &[(u64, u64)]) -> Result<TableCounts> {
         let (_, cur_top) = self.top();
-        let full = self.aperture(self.fmt.max_levels() - 1);
         let mut top = cur_top;
         let mut sorted = true;
         let mut prev_last: Option<u64> = None;
+        self.check_plan(plan)?;
         for &(iova, len) in plan {
-            if len == 0 {
-                return Err(Error::ZeroLength);
-            }
-            let last = iova.checked_add(len - 1).ok_or(Error::Overflow)?;
-            if !full.contains(iova, last) {
-                return Err(Error::OutOfAperture { iova, last });
-            }
+            let last = iova + (len - 1);
             top = top.max(self.needed_top(cur_top, last, 0));
             sorted &= prev_last.is_none_or(|p| p < iova);
             prev_last = Some(last);
@@ -131,7 +135,34 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// Allocates the table pages of `counts` into a new reservation; on failure frees
     /// what it took and changes nothing.
+    ///
+    /// Before allocating anything it compares each size class with what the table memory
+    /// says it can give ([`TableMemory::pages_left`]): [`Error::ReservationTooLarge`]
+    /// names the size, the pages needed and the pages available.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let counts = pt.worst_case_tables(&[(0, 0x1000)])?;
+    /// let r = pt.reserve_counts(&counts)?;
+    /// assert_eq!(r.pages() as u64, counts.total());
+    /// pt.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn reserve_counts(&self, counts: &TableCounts) -> Result<Reservation> {
+        for (size_lg2, needed) in counts.classes() {
+            if let Some(available) = self.mem.pages_left(size_lg2)
+                && needed > available
+            {
+                return Err(Error::ReservationTooLarge {
+                    size_lg2,
+                    needed,
+                    available,
+                });
+            }
+        }
         let mut r = Reservation::new(self.id);
         for (size_lg2, n) in counts.classes() {
             for _ in 0..n {
@@ -151,6 +182,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// A reservation holding the worst case of [`Self::worst_case_tables`] for `plan`:
     /// maps of the plan made with [`Self::map_pages_reserved`] (or the safe layer's
     /// `map_reserved`) never allocate and cannot fail for lack of memory.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = pt.reserve(&[(0, 0x20_0000), (0x4000_0000, 0x1000)])?;
+    /// assert_eq!(pt.mem_stats().pages, 1 + r.pages() as u64);
+    /// pt.release(r);
+    /// assert_eq!(pt.mem_stats().pages, 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn reserve(&self, plan: &[(u64, u64)]) -> Result<Reservation> {
         self.reserve_counts(&self.worst_case_tables(plan)?)
     }
@@ -159,6 +202,17 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Panics
     /// If the reservation belongs to another table.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = pt.reserve(&[(0, 0x1000)])?;
+    /// pt.release(r); // the unused pages go back to the memory
+    /// assert_eq!(pt.mem_stats().pages, 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn release(&self, mut reservation: Reservation) {
         assert_eq!(reservation.owner, self.id, "reservation of another table");
         while let Some((t, size_lg2)) = reservation.take_any() {
@@ -199,15 +253,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if in_old && leaf_level > top {
             // The page covers the whole old root: it must hold nothing.
             // SAFETY: live root.
-            if unsafe { self.subtree_has_leaf(top, root, self.entries_lg2(top, top)) } {
-                return Err(Error::AddressInUse(first));
+            let used = unsafe { self.subtree_first_leaf(top, root, self.entries_lg2(top, top), 0) };
+            if let Some(at) = used {
+                return Err(Error::AddressInUse(at.max(first)));
             }
         } else if in_old {
             let part_last = last.min(ap_last);
-            // SAFETY: the caller owns the range.
-            unsafe {
-                self.plan_level(top, top, root, first, part_last, leaf_level, run_lg2, plan)?
-            };
+            let cur = Cursor::new(
+                self,
+                top,
+                root,
+                self.entries_lg2(top, top),
+                first,
+                part_last,
+            );
+            // SAFETY: the caller owns the range; `root` is the live top.
+            unsafe { self.plan_level(cur, leaf_level, run_lg2, plan)? };
         }
         if last > ap_last {
             let from = if in_old { ap_last + 1 } else { first };
@@ -218,89 +279,70 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         Ok(())
     }
 
+    /// Checks `cur`'s walk for a map with leaves at `leaf_level` (runs of `2^run_lg2`)
+    /// and counts the tables it would create.
+    ///
     /// # Safety
-    /// `table` is live at `level`; the caller owns `first ..= last`.
-    #[allow(clippy::too_many_arguments)]
+    /// `cur`'s table is live; the caller owns its range.
     unsafe fn plan_level(
         &self,
-        level: u32,
-        top: u32,
-        table: NonNull<u8>,
-        first: u64,
-        last: u64,
+        mut cur: Cursor<'_, F, M, X>,
         leaf_level: u32,
         run_lg2: u32,
         plan: &mut Plan,
     ) -> Result<()> {
         let fmt = &self.fmt;
-        let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = self.item_lg2(level);
-        let item = 1u64 << item_lg2;
-        let mut iova = first;
-        let mut idx = (iova >> item_lg2) as usize & (n - 1);
-        let step = if level == leaf_level {
-            1usize << run_lg2
-        } else {
-            1
-        };
-        while idx < n {
-            let slot = iova & !(item - 1);
-            let slot_last = slot.wrapping_add(item - 1);
-            for i in 0..step {
-                // SAFETY: idx + i < n (runs never cross a table).
-                let e = unsafe { Self::load(table, idx + i) };
-                let at = iova.max(slot) + ((i as u64) << item_lg2);
-                match fmt.decode(level, e) {
-                    Pte::Empty => {
-                        if level > leaf_level {
-                            let sub_last = last.min(slot_last);
-                            self.count_fresh(iova, sub_last, leaf_level, level, top, plan);
-                        }
-                    }
-                    Pte::Leaf { .. } => return Err(Error::AddressInUse(at)),
-                    Pte::Table { pa } => {
-                        let child = self.mem.phys_to_virt(pa);
-                        if level == leaf_level {
+        let level = cur.level;
+        if level == leaf_level {
+            // The body steps by the map's own run; every slot of it must be free.
+            let run = 1usize << run_lg2;
+            while !cur.done() {
+                for i in 0..run {
+                    let idx = cur.idx + i;
+                    // SAFETY: runs are aligned and never cross a table.
+                    let e = unsafe { Self::load(cur.table, idx) };
+                    let at = cur.item_va(idx);
+                    match fmt.decode(level, e) {
+                        Pte::Empty => {}
+                        Pte::Leaf { .. } => return Err(Error::AddressInUse(at)),
+                        Pte::Table { pa } => {
                             // A leftover table is replaced; one holding leaves conflicts.
-                            let used = level == 0 || {
+                            let used = if level == 0 {
+                                Some(at)
+                            } else {
                                 // SAFETY: linked tables are live.
                                 unsafe {
-                                    self.subtree_has_leaf(
+                                    self.subtree_first_leaf(
                                         level - 1,
-                                        child,
+                                        self.mem.phys_to_virt(pa),
                                         self.inner_lg2(level - 1),
+                                        at,
                                     )
                                 }
                             };
-                            if used {
+                            if let Some(at) = used {
                                 return Err(Error::AddressInUse(at));
                             }
-                        } else {
-                            let sub_last = last.min(slot_last);
-                            // SAFETY: live; the caller owns the range.
-                            unsafe {
-                                self.plan_level(
-                                    level - 1,
-                                    top,
-                                    child,
-                                    iova,
-                                    sub_last,
-                                    leaf_level,
-                                    run_lg2,
-                                    plan,
-                                )?
-                            };
                         }
                     }
                 }
+                cur.advance(run);
             }
-            let next = (iova & !((item << (step.trailing_zeros())) - 1))
-                .wrapping_add(item << step.trailing_zeros());
-            if next == 0 || next > last {
-                return Ok(());
+            return Ok(());
+        }
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside the table.
+            match unsafe { cur.load() } {
+                Pte::Empty => {
+                    self.count_fresh(cur.va(), cur.child_last(), leaf_level, level, level, plan);
+                }
+                Pte::Leaf { .. } => return Err(Error::AddressInUse(cur.va())),
+                Pte::Table { .. } => {
+                    // SAFETY: live; the caller owns the range.
+                    unsafe { self.plan_level(cur.child(), leaf_level, run_lg2, plan)? };
+                }
             }
-            iova = next;
-            idx += step;
+            cur.next();
         }
         Ok(())
     }

@@ -1,32 +1,15 @@
 //! Unmap and the end of an unmap (sync).
 
-use core::ptr::NonNull;
-
+use super::cursor::{CleanSpan, Cursor};
 use super::*;
 
 /// Progress of an unmap walk.
 struct UnmapState<'g> {
-    iova: u64,
-    start: u64,
-    last: u64,
-    done: bool,
     unmapped: u64,
     skip_holes: bool,
     /// Also detach partly covered tables that this unmap empties (single owner only).
     reclaim: bool,
     gather: &'g mut Gather,
-}
-
-impl UnmapState<'_> {
-    /// Moves to `next` (the IOVA after something handled), noting the end of the range.
-    #[inline]
-    fn advance_to(&mut self, next: u64) {
-        if next == 0 || next > self.last {
-            self.done = true;
-        } else {
-            self.iova = next;
-        }
-    }
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -49,6 +32,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// The caller holds the IOVA range exclusively (see [`Self::map_pages`]), and treats
     /// the range as still reachable by hardware until the gather is synced.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0, 0x8000_0000, 4096, 256, Prot::READ);
+    ///     let _ = pt.map_pages(0x10_0000, 0x9000_0000, 4096, 256, Prot::READ);
+    ///     let mut g = Gather::new();
+    ///     // One call over both earlier maps.
+    ///     assert_eq!(pt.unmap_pages(0, 0x20_0000, 1, &mut g), (0x20_0000, Ok(())));
+    ///     pt.sync(&mut g);
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the unmapped length and the error must both be handled"]
     #[inline]
     pub unsafe fn unmap_pages(
@@ -60,46 +60,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> (u64, Result<()>) {
         // The common case inline, the rest out of line (keeps the caller's fast path
         // free of the general path's register and stack needs).
-        if pgcount == 1
-            && let Some((len, _)) = self.quick_check_range(iova, pgsize, 1)
+        // Checked once ([`Self::check_unmap`]); the common case inline, the rest out of
+        // line (keeps the caller's fast path free of the general path's register and
+        // stack needs).
+        let (len, last) = match self.check_unmap(iova, pgsize, pgcount) {
+            Ok(r) => r,
+            Err(e) => return (0, Err(e)),
+        };
+        if pgcount == 1 {
             // SAFETY: the caller's guarantees are passed on.
-            && let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) }
-        {
-            return (n, Ok(()));
+            if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
+                return (n, Ok(()));
+            }
         }
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.unmap_pages_general(iova, pgsize, pgcount, gather) }
+        unsafe { self.unmap_pages_general(iova, last, gather) }
     }
 
-    /// [`Self::unmap_pages`] beyond its inline fast path.
+    /// [`Self::unmap_pages`] beyond its inline fast path: the cursor walk.
     ///
     /// # Safety
-    /// As for [`Self::unmap_pages`].
+    /// As for [`Self::unmap_pages`]; `iova ..= last` was checked.
     #[inline(never)]
     unsafe fn unmap_pages_general(
         &self,
         iova: u64,
-        pgsize: u64,
-        pgcount: usize,
+        last: u64,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
-        let checked = match self.quick_check_range(iova, pgsize, pgcount) {
-            Some(ok) => Ok(ok),
-            None => self.check_range(iova, pgsize, pgcount),
-        };
-        match checked {
-            Err(e) => (0, Err(e)),
-            Ok((len, last)) => {
-                if pgcount == 1 {
-                    // SAFETY: the caller's guarantees are passed on.
-                    if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
-                        return (n, Ok(()));
-                    }
-                }
-                // SAFETY: the caller's guarantees are passed on.
-                unsafe { self.unmap_inner(iova, last, false, false, gather) }
-            }
-        }
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_inner(iova, last, false, false, gather) }
     }
 
     /// One leaf mapping starting at `iova` and at least `len` long (exactly `len` long
@@ -122,29 +112,30 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return None;
         }
         // SAFETY: `root` is the live top; the caller owns the range.
-        let (level, table, idx, _, pte) = unsafe { self.descend(root, top, iova, 0) };
-        let Pte::Leaf { run_lg2, .. } = pte else {
+        let cur = unsafe { self.descend(root, top, iova, 0) };
+        let Pte::Leaf { run_lg2, .. } = cur.pte else {
             return None;
         };
-        let size = 1u64 << (self.item_lg2(level) + run_lg2);
+        let size = 1u64 << (cur.entry_lg2() + run_lg2);
+        // (The cursor's `starts_inside`, computed from the IOVA alone.)
         if iova & (size - 1) != 0 || size < len || (exact && size != len) {
             return None;
         }
         gather.bind(self.id);
-        let first = idx & !((1usize << run_lg2) - 1);
+        let (table, first) = (cur.table, cur.idx & !((1usize << run_lg2) - 1));
         if run_lg2 == 0 {
             // SAFETY: the entry for `iova`; the caller owns the range.
-            unsafe { Self::store(table, idx, 0) };
+            unsafe { Self::store(table, first, 0) };
         } else {
-            for i in 0..1usize << run_lg2 {
+            for i in 0..cur.item_entries() {
                 // SAFETY: runs never cross a table; the caller owns the range.
                 unsafe { Self::store(table, first + i, 0) };
             }
         }
         self.ops.add_page(gather, iova, size);
-        let mut dirty = Dirty::default();
-        dirty.add(first, 1 << run_lg2);
-        self.clean_dirty::<true>(table, &dirty);
+        let mut span = CleanSpan::default();
+        span.add(first, cur.item_entries());
+        self.clean_span(table, &span);
         Some(size)
     }
 
@@ -155,6 +146,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::unmap_pages`].
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x1000, 0x8000_0000, 4096, 1, Prot::READ);
+    ///     let _ = pt.map_pages(0x9000, 0x8000_0000, 4096, 1, Prot::READ);
+    ///     let mut g = Gather::new();
+    ///     // Holes are skipped.
+    ///     assert_eq!(pt.unmap_range(0, 0x10_0000, &mut g), (0x2000, Ok(())));
+    ///     pt.sync(&mut g);
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     #[must_use = "the unmapped length and the error must both be handled"]
     pub unsafe fn unmap_range(
         &self,
@@ -162,31 +170,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         len: u64,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
-        let min_page = 1u64 << self.pgsize_bitmap.trailing_zeros();
-        if len == 0 {
-            return (0, Err(Error::ZeroLength));
-        }
-        if !len.is_multiple_of(min_page) {
-            return (0, Err(Error::BadPageSize(len)));
-        }
-        if !iova.is_multiple_of(min_page) {
-            return (
-                0,
-                Err(Error::UnalignedIova {
-                    iova,
-                    pgsize: min_page,
-                }),
-            );
-        }
-        let Some(last) = iova.checked_add(len - 1) else {
-            return (0, Err(Error::Overflow));
+        let last = match self.check_bytes(iova, len) {
+            Ok(last) => last,
+            Err(e) => return (0, Err(e)),
         };
-        if !self
-            .aperture(self.fmt.max_levels() - 1)
-            .contains(iova, last)
-        {
-            return (0, Err(Error::OutOfAperture { iova, last }));
-        }
         // SAFETY: as the caller guarantees.
         unsafe { self.unmap_inner(iova, last, true, false, gather) }
     }
@@ -218,17 +205,14 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             };
         };
         let mut st = UnmapState {
-            iova,
-            start: iova,
-            last: cur_last,
-            done: false,
             unmapped: 0,
             skip_holes,
             reclaim,
             gather,
         };
+        let cur = Cursor::new(self, top, root, self.entries_lg2(top, top), iova, cur_last);
         // SAFETY: the caller owns the range; `root` is live.
-        let r = unsafe { self.unmap_level(top, top, root, &mut st) };
+        let r = unsafe { self.unmap_level(cur, &mut st) };
         let r = match r {
             Ok(()) if beyond && !skip_holes => Err(Error::NotMapped(cur_last.wrapping_add(1))),
             r => r,
@@ -240,70 +224,56 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     }
 
     /// # Safety
-    /// `table` is live at `level`; the caller owns `st`'s range.
+    /// `cur`'s table is live; the caller owns the walk's range.
     unsafe fn unmap_level(
         &self,
-        level: u32,
-        top: u32,
-        table: NonNull<u8>,
+        mut cur: Cursor<'_, F, M, X>,
         st: &mut UnmapState<'_>,
     ) -> Result<()> {
-        let mut dirty = Dirty::default();
+        let mut span = CleanSpan::default();
         // SAFETY: as the caller guarantees.
-        let r = unsafe { self.unmap_entries(level, top, table, st, &mut dirty) };
-        self.clean_dirty::<true>(table, &dirty);
+        let r = unsafe { self.unmap_entries(&mut cur, st, &mut span) };
+        self.clean_span(cur.table, &span);
         r
     }
 
-    /// The body of [`Self::unmap_level`]; records the entries it writes in `dirty`.
+    /// The body of [`Self::unmap_level`]; records the entries it writes in `span`.
     ///
     /// # Safety
     /// As for [`Self::unmap_level`].
     unsafe fn unmap_entries(
         &self,
-        level: u32,
-        top: u32,
-        table: NonNull<u8>,
+        cur: &mut Cursor<'_, F, M, X>,
         st: &mut UnmapState<'_>,
-        dirty: &mut Dirty,
+        span: &mut CleanSpan,
     ) -> Result<()> {
-        let fmt = &self.fmt;
-        let n = 1usize << self.entries_lg2(level, top);
-        let item_lg2 = self.item_lg2(level);
-        let item = 1u64 << item_lg2;
-        let mut idx = (st.iova >> item_lg2) as usize & (n - 1);
-        while !st.done && idx < n {
-            // SAFETY: idx < n.
-            let e = unsafe { Self::load(table, idx) };
-            let slot = st.iova & !(item - 1);
-            match fmt.decode(level, e) {
+        let table = cur.table;
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside the table.
+            match unsafe { cur.load() } {
                 Pte::Empty => {
                     if !st.skip_holes {
-                        return Err(Error::NotMapped(st.iova));
+                        return Err(Error::NotMapped(cur.va()));
                     }
-                    st.advance_to(slot.wrapping_add(item));
-                    idx += 1;
                 }
-                Pte::Leaf { run_lg2, .. } => {
-                    let size = item << run_lg2;
-                    let base = st.iova & !(size - 1);
-                    if base < st.start {
+                Pte::Leaf { .. } => {
+                    let (base, size) = (cur.item_base(), cur.item_size());
+                    if cur.starts_inside() {
                         return Err(Error::WouldSplit { base, size });
                     }
-                    let first = idx & !((1usize << run_lg2) - 1);
-                    for i in 0..1usize << run_lg2 {
+                    let first = cur.item_first();
+                    for i in 0..cur.item_entries() {
                         // SAFETY: runs never cross a table; the range is the caller's.
                         unsafe { Self::store(table, first + i, 0) };
                     }
-                    dirty.add(first, 1 << run_lg2);
+                    span.add(first, cur.item_entries());
                     st.unmapped += size;
                     self.ops.add_page(st.gather, base, size);
-                    st.advance_to(base.wrapping_add(size));
-                    idx = first + (1 << run_lg2);
                 }
                 Pte::Table { pa } => {
+                    let level = cur.level;
                     let child = self.mem.phys_to_virt(pa);
-                    let covered = slot >= st.start && slot.wrapping_add(item - 1) <= st.last;
+                    let covered = cur.covered();
                     let child_lg2 = self.inner_lg2(level - 1);
                     // A covered table that holds only leaves is detached whole: its
                     // entries are counted, not cleared one by one (nothing walks it
@@ -314,78 +284,45 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     } else {
                         None
                     };
-                    if let Some(bytes) = whole {
+                    let detach = match whole {
+                        Some(bytes) => {
+                            st.unmapped += bytes;
+                            true
+                        }
+                        None => {
+                            let before = st.unmapped;
+                            // SAFETY: linked tables are live; the range is the caller's.
+                            unsafe { self.unmap_level(cur.child(), st)? };
+                            // A partly covered table emptied by this unmap is detached too
+                            // when the caller owns its whole span (the single owner).
+                            (covered
+                                || (st.reclaim && st.unmapped != before && {
+                                    // SAFETY: live; the caller owns its whole span.
+                                    unsafe { self.table_is_empty(level - 1, child, child_lg2) }
+                                }))
+                                && st.gather.can_hold_table()
+                        }
+                    };
+                    if detach {
                         // SAFETY: the whole span is ours; the detached table is freed
                         // only after the gather's flush.
-                        unsafe { Self::store(table, idx, 0) };
-                        dirty.add(idx, 1);
+                        unsafe { Self::store(table, cur.idx, 0) };
+                        span.add(cur.idx, 1);
                         st.gather.push_table(DetachedTable {
                             ptr: child,
-                            size_lg2: self.table_bytes_lg2(level - 1, top),
+                            size_lg2: self.inner_bytes_lg2(level - 1),
                         });
-                        st.gather
-                            .add_range(slot, item, 1 << self.item_lg2(level - 1));
-                        st.unmapped += bytes;
-                        st.advance_to(slot.wrapping_add(item));
-                        idx += 1;
-                        continue;
+                        st.gather.add_range(
+                            cur.item_base(),
+                            cur.item_size(),
+                            1 << self.item_lg2(level - 1),
+                        );
                     }
-                    let before = st.unmapped;
-                    // SAFETY: linked tables are live; the range is the caller's.
-                    unsafe { self.unmap_level(level - 1, top, child, st)? };
-                    // A partly covered table emptied by this unmap is detached too when
-                    // the caller owns its whole span (the safe, single-owner table).
-                    let detach = covered
-                        || (st.reclaim && st.unmapped != before && {
-                            // SAFETY: live; the caller owns its whole span.
-                            unsafe { self.table_is_empty(level - 1, child, child_lg2) }
-                        });
-                    if detach && st.gather.can_hold_table() {
-                        // SAFETY: the whole span is ours; the detached table is freed
-                        // only after the gather's flush.
-                        unsafe { Self::store(table, idx, 0) };
-                        dirty.add(idx, 1);
-                        st.gather.push_table(DetachedTable {
-                            ptr: child,
-                            size_lg2: self.table_bytes_lg2(level - 1, top),
-                        });
-                        st.gather
-                            .add_range(slot, item, 1 << self.item_lg2(level - 1));
-                    }
-                    idx += 1;
                 }
             }
+            cur.next();
         }
         Ok(())
-    }
-
-    /// The bytes the leaves of `table` (at `level`, `2^entries_lg2` entries) map, if it
-    /// holds nothing but leaves (and, with `holes`, empty entries); `None` if it links a
-    /// table, or has a hole while `holes` is false (the caller then takes the entry-by-
-    /// entry path, which stops at the hole). Reads only: one pass, no branches per entry
-    /// beyond the decode.
-    ///
-    /// # Safety
-    /// `table` is live at `level`.
-    unsafe fn leaf_table_bytes(
-        &self,
-        level: u32,
-        table: NonNull<u8>,
-        entries_lg2: u32,
-        holes: bool,
-    ) -> Option<u64> {
-        let n = 1usize << entries_lg2;
-        let (mut leaves, mut tables) = (0usize, 0usize);
-        for i in 0..n {
-            // SAFETY: i < n.
-            let e = unsafe { Self::load(table, i) };
-            match self.fmt.decode(level, e) {
-                Pte::Leaf { .. } => leaves += 1,
-                Pte::Table { .. } => tables += 1,
-                Pte::Empty => {}
-            }
-        }
-        (tables == 0 && (holes || leaves == n)).then(|| (leaves as u64) << self.item_lg2(level))
     }
 
     /// Invalidates the gathered range through the flush operations, then frees the
@@ -393,6 +330,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Panics
     /// If `gather` was filled by another table.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// let _ = unsafe { pt.map_pages(0, 0x8000_0000, 4096, 512, Prot::READ) };
+    /// let mut g = Gather::new();
+    /// // SAFETY: as above.
+    /// let _ = unsafe { pt.unmap_pages(0, 4096, 512, &mut g) };
+    /// assert_eq!(g.pending_tables(), 1); // the emptied leaf table waits for the flush
+    /// pt.sync(&mut g);
+    /// assert!(g.is_empty());
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn sync(&self, gather: &mut Gather) {
         if gather.is_empty() {
             return;
@@ -415,5 +368,96 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             // hardware's last references; nothing else holds it.
             unsafe { self.mem.free(t.ptr, t.size_lg2) };
         }
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// Detaches, into `gather`, every table whose whole span lies in `iova ..= last` and
+    /// that maps nothing (with the tables below it); returns how many table pages it
+    /// detached. `sync` frees them after the flush. Leaves are untouched.
+    ///
+    /// # Safety
+    /// The caller holds `iova ..= last` exclusively (no map, unmap or lookup in it runs
+    /// meanwhile); `iova <= last`.
+    pub(crate) unsafe fn compact_range(&self, iova: u64, last: u64, gather: &mut Gather) -> usize {
+        gather.bind(self.id);
+        let (root, top) = self.top();
+        let ap = self.aperture(top);
+        let last = if ap.contains(iova, last) {
+            last
+        } else if ap.contains(iova, iova) {
+            ap.last
+        } else {
+            return 0; // above the current top: no tables there
+        };
+        let cur = Cursor::new(self, top, root, self.entries_lg2(top, top), iova, last);
+        // SAFETY: the caller holds the range; `root` is the live top.
+        unsafe { self.compact_level(cur, gather) }
+    }
+
+    /// The body of [`Self::compact_range`] over `cur`'s walk.
+    ///
+    /// # Safety
+    /// As for [`Self::compact_range`]; `cur`'s table is live.
+    unsafe fn compact_level(&self, mut cur: Cursor<'_, F, M, X>, gather: &mut Gather) -> usize {
+        let mut span = CleanSpan::default();
+        let mut n = 0;
+        while !cur.done() {
+            // SAFETY: the cursor's entry is inside its live table.
+            if let Pte::Table { pa } = unsafe { cur.load() }
+                && cur.level > 0
+            {
+                let level = cur.level;
+                let child = self.mem.phys_to_virt(pa);
+                // SAFETY: linked tables are live; the caller holds the range.
+                let unused = cur.covered() && unsafe { self.first_leaf(cur.child()) }.is_none();
+                if unused && gather.can_hold_table() {
+                    // SAFETY: the whole span is the caller's and holds no leaf; the
+                    // tables are freed only after the gather's flush.
+                    unsafe { Self::store(cur.table, cur.idx, 0) };
+                    span.add(cur.idx, 1);
+                    // SAFETY: as above: the subtree is unlinked now.
+                    n += unsafe { self.gather_tree(level - 1, child, gather) };
+                    gather.add_range(
+                        cur.item_base(),
+                        cur.item_size(),
+                        1 << self.item_lg2(level - 1),
+                    );
+                } else if level > 1 {
+                    // SAFETY: as above.
+                    n += unsafe { self.compact_level(cur.child(), gather) };
+                }
+            }
+            cur.next();
+        }
+        self.clean_span(cur.table, &span);
+        n
+    }
+
+    /// Puts `table` (an inner table at `level`) and every table below it into `gather`;
+    /// returns how many.
+    ///
+    /// # Safety
+    /// The subtree is unlinked and holds no leaf; nothing but the hardware's cached walks
+    /// (flushed by `sync`) reaches it.
+    unsafe fn gather_tree(&self, level: u32, table: NonNull<u8>, gather: &mut Gather) -> usize {
+        let mut n = 1;
+        if level > 0 {
+            let mut cur = Cursor::whole(self, level, table, self.inner_lg2(level), 0);
+            while !cur.done() {
+                // SAFETY: the caller's guarantee covers the subtree.
+                unsafe { cur.load() };
+                if let Some((l, child, _)) = cur.child_table() {
+                    // SAFETY: as above.
+                    n += unsafe { self.gather_tree(l, child, gather) };
+                }
+                cur.next();
+            }
+        }
+        gather.push_table(DetachedTable {
+            ptr: table,
+            size_lg2: self.inner_bytes_lg2(level),
+        });
+        n
     }
 }

@@ -1,41 +1,51 @@
-//! Read-only walks (translate) and whole-subtree walks (freeing, leaf checks).
+//! Read-only walks (lookup, translate) and whole-subtree walks (teardown, emptiness and
+//! leaf checks, byte counts): loop bodies over the [`Cursor`].
 
 use core::ptr::NonNull;
 
+use super::cursor::Cursor;
 use super::*;
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
-    /// True if any leaf is reachable from `table` (at `level`, with `2^entries_lg2` entries).
+    /// The first IOVA of `cur`'s walk that some leaf at or below its table maps, if any.
     ///
     /// # Safety
-    /// `table` is a live or private table at `level`.
-    pub(super) unsafe fn subtree_has_leaf(
-        &self,
-        level: u32,
-        table: NonNull<u8>,
-        entries_lg2: u32,
-    ) -> bool {
-        let n = 1usize << entries_lg2;
-        (0..n).any(|i| {
-            // SAFETY: i < n.
-            let e = unsafe { Self::load(table, i) };
-            match self.fmt.decode(level, e) {
-                Pte::Empty => false,
-                Pte::Leaf { .. } => true,
-                Pte::Table { pa } => {
-                    level > 0 && {
-                        // SAFETY: linked tables are live.
-                        unsafe {
-                            self.subtree_has_leaf(
-                                level - 1,
-                                self.mem.phys_to_virt(pa),
-                                self.inner_lg2(level - 1),
-                            )
+    /// `cur`'s table is a live or private table at its level.
+    pub(super) unsafe fn first_leaf(&self, mut cur: Cursor<'_, F, M, X>) -> Option<u64> {
+        while !cur.done() {
+            // SAFETY: the caller's guarantee.
+            match unsafe { cur.load() } {
+                Pte::Empty => {}
+                Pte::Leaf { .. } => return Some(cur.va()),
+                Pte::Table { .. } => {
+                    if cur.level > 0 {
+                        // SAFETY: linked tables below a live one are live.
+                        if let Some(v) = unsafe { self.first_leaf(cur.child()) } {
+                            return Some(v);
                         }
                     }
                 }
             }
-        })
+            cur.next();
+        }
+        None
+    }
+
+    /// The first IOVA a leaf maps in the subtree of `table` (at `level`, `2^entries_lg2`
+    /// entries, its entry 0 translating `base`).
+    ///
+    /// # Safety
+    /// `table` is a live or private table at `level`.
+    #[inline]
+    pub(super) unsafe fn subtree_first_leaf(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+        base: u64,
+    ) -> Option<u64> {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.first_leaf(Cursor::whole(self, level, table, entries_lg2, base)) }
     }
 
     /// True if no entry of `table` (at `level`, `2^entries_lg2` entries) is valid.
@@ -48,11 +58,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         table: NonNull<u8>,
         entries_lg2: u32,
     ) -> bool {
-        (0..1usize << entries_lg2).all(|i| {
-            // SAFETY: in bounds.
-            let e = unsafe { Self::load(table, i) };
-            self.fmt.decode(level, e) == Pte::Empty
-        })
+        let mut cur = Cursor::whole(self, level, table, entries_lg2, 0);
+        while !cur.done() {
+            // SAFETY: the caller's guarantee.
+            if unsafe { cur.load() } != Pte::Empty {
+                return false;
+            }
+            cur.next();
+        }
+        true
     }
 
     /// Frees `table` (at `level`, with `2^entries_lg2` entries) and every table below it,
@@ -69,20 +83,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         mut pool: Option<&mut Reservation>,
     ) {
         if level > 0 {
-            for i in 0..1usize << entries_lg2 {
-                // SAFETY: in bounds.
-                let e = unsafe { Self::load(table, i) };
-                if let Pte::Table { pa } = self.fmt.decode(level, e) {
+            let mut cur = Cursor::whole(self, level, table, entries_lg2, 0);
+            while !cur.done() {
+                // SAFETY: the caller's guarantee covers the table.
+                unsafe { cur.load() };
+                if let Some((l, child, lg2)) = cur.child_table() {
                     // SAFETY: the caller's guarantee covers the whole subtree.
-                    unsafe {
-                        self.free_tree(
-                            level - 1,
-                            self.mem.phys_to_virt(pa),
-                            self.inner_lg2(level - 1),
-                            pool.as_deref_mut(),
-                        )
-                    };
+                    unsafe { self.free_tree(l, child, lg2, pool.as_deref_mut()) };
                 }
+                cur.next();
             }
         }
         let bytes_lg2 = (entries_lg2 + F::ENTRY_LG2).max(self.fmt.min_table_bytes_lg2());
@@ -100,10 +109,54 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
     }
 
+    /// The bytes the leaves of `table` (at `level`, `2^entries_lg2` entries) map, if it
+    /// holds nothing but leaves (and, with `holes`, empty entries); `None` if it links a
+    /// table, or has a hole while `holes` is false (the caller then takes the entry-by-
+    /// entry path, which stops at the hole). Reads only.
+    ///
+    /// # Safety
+    /// `table` is live at `level`.
+    pub(super) unsafe fn leaf_table_bytes(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+        holes: bool,
+    ) -> Option<u64> {
+        let cur = Cursor::whole(self, level, table, entries_lg2, 0);
+        let (mut leaves, mut tables) = (0usize, 0usize);
+        // Entry by entry (a run's entries are each counted): a counted pass without
+        // exits, which the compiler unrolls.
+        for i in cur.remaining() {
+            // SAFETY: the caller's guarantee.
+            match unsafe { cur.peek(i) } {
+                Pte::Leaf { .. } => leaves += 1,
+                Pte::Table { .. } => tables += 1,
+                Pte::Empty => {}
+            }
+        }
+        let n = cur.remaining().len();
+        (tables == 0 && (holes || leaves == n)).then(|| (leaves as u64) << self.item_lg2(level))
+    }
+
     /// The physical address `iova` translates to, or `None` (Linux's `iova_to_phys`).
     ///
     /// # Safety
     /// No map or unmap of a range containing `iova` runs at the same time.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x4000_0000, 0x8000_0000, 0x20_0000, 1, Prot::READ);
+    ///     assert_eq!(pt.iova_to_phys(0x4012_3456), Some(0x8012_3456));
+    ///     assert_eq!(pt.iova_to_phys(0x1000), None);
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub unsafe fn iova_to_phys(&self, iova: u64) -> Option<u64> {
         // SAFETY: as the caller guarantees.
         let (_, _, pa, size) = unsafe { self.lookup(iova) }?;
@@ -115,6 +168,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::iova_to_phys`].
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x4000_0000, 0x8000_0000, 0x20_0000, 1, Prot::READ);
+    ///     let t = pt.translate(0x4012_3456).unwrap();
+    ///     assert_eq!((t.pa, t.iova_base, t.size), (0x8012_3456, 0x4000_0000, 0x20_0000));
+    ///     assert!(t.prot.contains(Prot::READ));
+    /// }
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub unsafe fn translate(&self, iova: u64) -> Option<Translation> {
         // SAFETY: as the caller guarantees.
         let (level, e, pa, size) = unsafe { self.lookup(iova) }?;
@@ -140,21 +208,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return None;
         }
         // SAFETY: `root` is the live top table at `top`; the caller's guarantee holds.
-        let (level, _, _, e, pte) = unsafe { self.descend(root, top, iova, 0) };
-        match pte {
+        let cur = unsafe { self.descend(root, top, iova, 0) };
+        match cur.pte {
             Pte::Leaf { pa, run_lg2 } => {
-                Some((level, e, pa, 1u64 << (self.fmt.item_lg2(level) + run_lg2)))
+                Some((cur.level, cur.raw, pa, 1u64 << (cur.entry_lg2() + run_lg2)))
             }
             _ => None,
         }
     }
 
-    /// Walks from the top table toward `stop` along `iova`, and returns where it ended:
-    /// `(level, table, index, entry, decoded entry)` of the first entry that does not
-    /// point to a table, or of the entry at level `stop`.
+    /// Walks from the top table toward `stop` along `iova`, and returns the cursor of
+    /// where it ended: the first entry that does not point to a table, or the entry at
+    /// level `stop` (loaded: `raw` and `pte` hold it).
     ///
     /// The walk is unrolled per top level at compile time ([`Self::descend_from`]), so
-    /// each step's shifts and masks are constants for formats with a fixed geometry.
+    /// each step's cursor has its level as a constant and, for formats with a fixed
+    /// geometry, constant shifts and masks.
     ///
     /// # Safety
     /// `root` is the live top table at level `top`; no unmap of `iova` runs meanwhile.
@@ -165,7 +234,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         top: u32,
         iova: u64,
         stop: u32,
-    ) -> (u32, NonNull<u8>, usize, u64, Pte) {
+    ) -> Cursor<'_, F, M, X> {
         // SAFETY: passed on.
         unsafe {
             match top {
@@ -192,16 +261,16 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         root: NonNull<u8>,
         iova: u64,
         stop: u32,
-    ) -> (u32, NonNull<u8>, usize, u64, Pte) {
+    ) -> Cursor<'_, F, M, X> {
         let mut table = root;
         macro_rules! step {
             ($l:literal) => {
-                #[allow(unused_comparisons)]
+                #[allow(unused_comparisons, unused_assignments)]
                 if $l <= TOP {
                     // SAFETY: passed on; `table` is the table at this level.
-                    let end = unsafe { self.descend_step::<$l, TOP>(&mut table, iova, stop) };
-                    if let Some(end) = end {
-                        return end;
+                    match unsafe { self.descend_step::<$l, TOP>(table, iova, stop) } {
+                        Ok(cur) => return cur,
+                        Err(child) => table = child,
                     }
                 }
             };
@@ -217,18 +286,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         unreachable!("the walk ends at level 0")
     }
 
-    /// One level of [`Self::descend_from`]: reads the entry of `*table` for `iova`; moves
-    /// `*table` down if it points to a table, else (or at `stop`) ends the walk.
+    /// One level of [`Self::descend_from`]: a one-entry cursor on `table` at `iova`.
+    /// `Err(child)`: the entry points to `child`, go on; `Ok(cursor)`: the walk ends at
+    /// this entry (it is not a table, or the level is `stop`).
     ///
     /// # Safety
-    /// `*table` is a live table at level `L` of a table whose top is at `TOP`.
+    /// `table` is a live table at level `L` of a table whose top is at `TOP`.
     #[inline(always)]
     unsafe fn descend_step<const L: u32, const TOP: u32>(
         &self,
-        table: &mut NonNull<u8>,
+        table: NonNull<u8>,
         iova: u64,
         stop: u32,
-    ) -> Option<(u32, NonNull<u8>, usize, u64, Pte)> {
+    ) -> core::result::Result<Cursor<'_, F, M, X>, NonNull<u8>> {
         // Constants for formats with a fixed geometry; loads from the precomputed
         // geometry otherwise (cheaper than re-deriving them from the configuration).
         let entries_lg2 = if L == TOP {
@@ -244,15 +314,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             self.geo.item_lg2[L as usize & 7]
         };
         let idx = (iova >> item_lg2) as usize & ((1usize << entries_lg2) - 1);
-        // SAFETY: idx is inside `*table` (the caller's guarantee).
-        let e = unsafe { Self::load(*table, idx) };
-        let pte = self.fmt.decode(L, e);
+        // SAFETY: idx is inside `table` (the caller's guarantee).
+        let raw = unsafe { Self::load(table, idx) };
+        let pte = self.fmt.decode(L, raw);
         match pte {
-            Pte::Table { pa } if L > 0 && L != stop => {
-                *table = self.mem.phys_to_virt(pa);
-                None
-            }
-            _ => Some((L, *table, idx, e, pte)),
+            Pte::Table { pa } if L > 0 && L != stop => Err(self.mem.phys_to_virt(pa)),
+            // The cursor of the entry where the walk ends (its index is `idx` again).
+            _ => Ok(Cursor::at_entry(
+                self,
+                L,
+                table,
+                entries_lg2,
+                item_lg2,
+                iova,
+                raw,
+                pte,
+            )),
         }
     }
 }

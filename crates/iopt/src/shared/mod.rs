@@ -18,7 +18,6 @@ use crate::mem::{MemStats, TableMemory};
 use crate::table::{Aperture, DirtyFlags, Info, Options, PageTable, Translation};
 use crate::{Error, Prot, Reservation, Result, Table};
 
-#[path = "range_lock.rs"]
 mod range_lock;
 
 use range_lock::{Mode, RangeLock};
@@ -383,10 +382,8 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
 
     /// [`Self::map`] taking new tables only from `reservation`
     /// ([`SharedTable::reserve`]): it never allocates. Fails with
-    /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short.
-    ///
-    /// # Panics
-    /// If the reservation belongs to another table.
+    /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short, and
+    /// with [`Error::ForeignReservation`] if another table made it.
     pub fn map_reserved(
         &mut self,
         iova: u64,
@@ -415,6 +412,43 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
                 .table
                 .raw
                 .map_auto(iova, paddr, len, prot, reservation)
+        }
+    }
+
+    /// Frees the empty tables wholly inside the guard's range (as aarch64-paging's
+    /// `compact_subtables`): every table whose whole span lies in the range and that maps
+    /// nothing is detached into `gather`, with the tables below it, and freed by
+    /// [`SharedTable::sync`] after the flush. Returns how many table pages it detached.
+    ///
+    /// Guards leave the tables they empty in place (another guard may use the rest of
+    /// their span); a guard over the span of such tables reclaims them with `compact`.
+    /// Tables that reach outside the guard stay.
+    ///
+    /// ```
+    /// use iopt::{Gather, NoFlush, Prot, SharedTable};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 1 << 30)?;
+    /// g.map(0x1000, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let mut gather = Gather::new();
+    /// g.unmap(0x1000, 0x1000, &mut gather)?;
+    /// assert_eq!(t.mem_stats().pages, 4); // the emptied tables stay
+    /// assert_eq!(g.compact(&mut gather), 2); // the 1 GiB span's level-1 and leaf tables
+    /// t.sync(&mut gather);
+    /// assert_eq!(t.mem_stats().pages, 2); // the top and the 512 GiB table it shares
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `gather` holds work of another table.
+    pub fn compact(&mut self, gather: &mut Gather) -> usize {
+        // SAFETY: `&mut self` on the exclusive guard holds its whole range.
+        unsafe {
+            self.hold
+                .table
+                .raw
+                .compact_range(self.hold.first, self.hold.last, gather)
         }
     }
 
