@@ -9,7 +9,7 @@
 //! the catalogue parses can be benchmarked (`iopt bench --format riscv:levels=3`), and
 //! a format added to the library needs no change here.
 //!
-//! [`run`](IoptFormat::run) dispatches once per run with [`iopt::with_format!`]; the
+//! A run ([`crate::run`]) dispatches once per run with [`iopt::with_format!`]; the
 //! workload inside is monomorphised for the format and memory types.
 
 use std::borrow::Cow;
