@@ -346,10 +346,10 @@ impl IoptFormat {
         }
         if w.maps_4k() && props.pgsize_bitmap & PAGE == 0 {
             return Some(format!(
-                "{name} does not run {}: its smallest page is {}, and {} maps 4K pages",
+                "{name} does not run {}: its smallest page is {}, and the workload maps 4K \
+                 pages",
                 w.name(),
                 human(props.min_page()),
-                w.name()
             ));
         }
         if matches!(w, Workload::W3 | Workload::W3u) && props.block_pgsize().is_none() {

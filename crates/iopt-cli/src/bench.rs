@@ -249,14 +249,23 @@ impl BenchArgs {
                     units::size(max)
                 )),
                 None if !named && selected.iter().all(|&w| !Subject::Iopt(f).can_run(w, size)) => {
-                    let mut why: Vec<String> = Vec::new();
+                    // One reason per kind, with the workloads it stops: the reasons
+                    // name their workload, written once for all of them.
+                    let mut why: Vec<(String, Vec<&str>)> = Vec::new();
                     for &w in &selected {
-                        if let Some(reason) = f.why_not(w, size)
-                            && !why.contains(&reason)
-                        {
-                            why.push(reason);
+                        let Some(reason) = f.why_not(w, size) else {
+                            continue;
+                        };
+                        let kind = reason.replace(w.name(), "\u{0}");
+                        match why.iter_mut().find(|(k, _)| *k == kind) {
+                            Some((_, ws)) => ws.push(w.name()),
+                            None => why.push((kind, vec![w.name()])),
                         }
                     }
+                    let why: Vec<String> = why
+                        .iter()
+                        .map(|(kind, ws)| kind.replace('\u{0}', &ws.join(", ")))
+                        .collect();
                     Some(format!("nothing to run: {}", why.join("; ")))
                 }
                 None => None,
