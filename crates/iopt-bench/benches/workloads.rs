@@ -46,7 +46,7 @@ fn bench_workloads(c: &mut Criterion) {
             group.throughput(Throughput::Elements(probe.ops));
             let id = match s {
                 Subject::Iopt(_) => format!("iopt {}", s.name()),
-                _ => s.name().to_owned(),
+                _ => s.name().into_owned(),
             };
             println!(
                 "{}/{id}: {} ({} per op); table pages: {} at most, {} at the end{}",

@@ -6,15 +6,16 @@
 //! ```
 //!
 //! Arguments: the workload (`W1`, `W1u`, `W2`, `W2u`, `W2e`, `W3`, `W3u`, `W4`, `W5`,
-//! `W6-1`, `W7`, `W7u`), the subject (an iopt format such as `x86-64` or `arm64-s1`,
-//! or `aarch64-paging`, `x86_64-crate`, `fill`) and the size (`--size` of `iopt bench`).
+//! `W6-1`, `W7`, `W7u`), the subject (an iopt format such as `x86-64` or `arm64-s1`, any
+//! spec of the library's catalogue such as `riscv:levels=3`, or `aarch64-paging`,
+//! `x86_64-crate`, `fill`) and the size (`--size` of `iopt bench`).
 //! Prints `ops N pages P` on stdout. Every measured operation runs inside
 //! `iopt_bench::measured`, so `valgrind --tool=callgrind --collect-atstart=no
 //! --toggle-collect='*iopt_bench::measured*'` counts exactly those instructions.
 
 use std::process::ExitCode;
 
-use iopt_bench::{Params, Subject, Workload, units};
+use iopt_bench::{IoptFormat, Params, Subject, Workload, units};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,9 +27,15 @@ fn main() -> ExitCode {
         eprintln!("run_once: no workload {w:?}");
         return ExitCode::from(2);
     };
-    let Some(s) = Subject::from_name(s) else {
-        eprintln!("run_once: no subject {s:?}");
-        return ExitCode::from(2);
+    let s = match Subject::from_name(s) {
+        Some(s) => s,
+        None => match IoptFormat::parse(s) {
+            Ok(f) => Subject::Iopt(f),
+            Err(e) => {
+                eprintln!("run_once: no subject {s:?}: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let size = match units::parse_size(size) {
         Ok(size) => size,

@@ -1,160 +1,462 @@
-//! The iopt formats the benchmarks measure, and everything the benchmarks know about
-//! them: the name, the configuration a driver would use, the page size of a one-call
-//! map, how much fits, the peer that builds the same tables, and the constructor
-//! (`with_format!`).
+//! The iopt formats the benchmarks measure: data over the library's format catalogue
+//! ([`FormatSpec`]), not a list of format types.
 //!
-//! This file is the one place to change when a format is added. (Once the library's
-//! format catalogue, `FormatSpec`, is in, [`IoptFormat`] becomes a list of catalogue
-//! entries and `with_format!` its dispatch.)
+//! A subject ([`IoptFormat`]) is a spec plus what the benchmarks add to it: a display
+//! name (`arm64-s1-contig`) and the peer it is compared with. Everything else is read
+//! from the built format and an empty table of it ([`Props`]): the table memory (from
+//! the table address width), how much of `--size` fits (aperture and output width), the
+//! span of a leaf table, the page sizes, the page size of a one-call map. So any spec
+//! the catalogue parses can be benchmarked (`iopt bench --format riscv:levels=3`), and
+//! a format added to the library needs no change here.
+//!
+//! A run ([`crate::run`]) dispatches once per run with [`iopt::with_format!`]; the
+//! workload inside is monomorphised for the format and memory types.
 
-// Used by `with_format!` (through `use $crate::formats::*`).
-pub(crate) use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
-pub(crate) use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
-pub(crate) use iopt::fmt::armv7s::{ArmV7s, ArmV7sConfig};
-pub(crate) use iopt::fmt::x86_64::{X86_64, X86_64Config};
-pub(crate) use iopt::mem::{ArenaMemory, HeapMemory};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use crate::{IOVA_BASE, KIB, PA_BASE, PAGE, Subject};
+use iopt::mem::{ArenaMemory, HeapMemory, TableMemory};
+use iopt::spec::{CatalogueEntry, FormatSpec, SpecError};
+use iopt::{Aperture, Format, NoFlush, PageTable};
 
-/// Largest size armv7s takes: its IOVAs and physical addresses are 32-bit, and the
-/// benchmarks map IOVA `i` to `PA_BASE + i`.
-pub const ARMV7S_MAX_SIZE: u64 = (1 << 32) - PA_BASE;
+use crate::iopt_runs::{self, BenchMemory};
+use crate::units::size as human;
+use crate::{IOVA_BASE, PA_BASE, PAGE, Params, Sample, Subject, Workload};
 
-/// The iopt formats benchmarked, each in the configuration a driver would use.
+/// The peers, which build the same tables as some iopt configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IoptFormat {
-    /// x86-64 4-level paging (VT-d first stage), sign-extended.
-    X86_64,
-    /// ARM64 LPAE stage 1, 4K granule, ias 48, contiguous hints off (as aarch64-paging).
-    Arm64S1,
-    /// The same with contiguous hints on (16-entry runs for 64 KiB pages).
-    Arm64S1Contig,
-    /// AMD IOMMU v1, 3 levels at creation, dynamic top.
-    AmdV1,
-    /// ARMv7 short descriptors (32-bit IOVA and PA).
-    ArmV7s,
+pub enum Peer {
+    /// The `aarch64-paging` crate: ARM64 stage 1, 4K granule, 48-bit, TTBR0.
+    Aarch64Paging,
+    /// The `x86_64` crate: x86-64 4-level paging.
+    #[cfg(target_pointer_width = "64")]
+    X86_64Crate,
+}
+
+impl Peer {
+    /// The peer as a subject.
+    pub fn subject(self) -> Subject {
+        match self {
+            Peer::Aarch64Paging => Subject::Aarch64Paging,
+            #[cfg(target_pointer_width = "64")]
+            Peer::X86_64Crate => Subject::X86_64Crate,
+        }
+    }
+}
+
+/// One of the default subjects: a name, a spec text, and the peer.
+struct DefaultSubject {
+    name: &'static str,
+    spec: &'static str,
+    peer: Option<Peer>,
+    /// For `--format` help: what the benchmarks use it for (the spec's own description
+    /// follows).
+    why: &'static str,
+}
+
+/// The default subjects, in report order: the configurations a driver would use, and
+/// the ones with a peer. `docs/benchmarks.md` reports these names.
+const DEFAULTS: [DefaultSubject; 5] = [
+    DefaultSubject {
+        name: "x86-64",
+        spec: "x86-64",
+        #[cfg(target_pointer_width = "64")]
+        peer: Some(Peer::X86_64Crate),
+        #[cfg(not(target_pointer_width = "64"))]
+        peer: None,
+        why: "x86-64 4-level (VT-d first stage)",
+    },
+    DefaultSubject {
+        name: "arm64-s1",
+        spec: "arm64-s1:no-contig",
+        peer: Some(Peer::Aarch64Paging),
+        why: "ARM64 stage 1 without contiguous hints, as aarch64-paging",
+    },
+    DefaultSubject {
+        name: "arm64-s1-contig",
+        spec: "arm64-s1",
+        peer: Some(Peer::Aarch64Paging),
+        why: "ARM64 stage 1 with contiguous hints (one-call maps pass 64K pages)",
+    },
+    DefaultSubject {
+        name: "amdv1",
+        spec: "amdv1",
+        peer: None,
+        why: "AMD IOMMU v1, 3 levels, dynamic top",
+    },
+    DefaultSubject {
+        name: "armv7s",
+        spec: "armv7s",
+        peer: None,
+        why: "ARMv7 short descriptors (32-bit IOVA and PA)",
+    },
+];
+
+/// Table memory on the heap has physical address = virtual address, which is below
+/// 2^47 in a 64-bit Linux process (2^48 on AArch64): formats whose table pointers hold
+/// fewer bits take their tables from an [`ArenaMemory`] at [`ARENA_BASE`] instead.
+pub const HEAP_PA_BITS: u32 = 48;
+
+/// Physical address of the arena of formats with narrow table pointers: below 4 GiB,
+/// the narrowest (32-bit) reach.
+pub const ARENA_BASE: u64 = 0x1000_0000;
+
+/// Arena bytes for probing a format (an empty table; the largest top tables are 64K).
+const PROBE_ARENA: u64 = 1 << 20;
+
+/// What the benchmarks need to know about a format, read from an empty table of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Props {
+    /// The table's page sizes.
+    pub pgsize_bitmap: u64,
+    /// The IOVAs it maps.
+    pub aperture: Aperture,
+    /// Output address width.
+    pub oa_bits: u32,
+    /// Physical address width its tables may live in.
+    pub table_pa_bits: u32,
+    /// Bytes of IOVA one table of the smallest pages spans (2 MiB for 512 4K entries,
+    /// 1 MiB for armv7s's 256).
+    pub leaf_table_span: u64,
+}
+
+impl Props {
+    /// The smallest page.
+    pub fn min_page(&self) -> u64 {
+        1 << self.pgsize_bitmap.trailing_zeros()
+    }
+
+    /// The page size W3 maps a 2 MiB block with: the largest page of at most 2 MiB that
+    /// needs no leaf table (a block or section), if any (armv7s: 1 MiB sections, two per
+    /// block).
+    pub fn block_pgsize(&self) -> Option<u64> {
+        let largest = iopt_runs::iopt_block_pgsize(self.pgsize_bitmap);
+        (largest >= self.leaf_table_span).then_some(largest)
+    }
+
+    /// The most bytes from [`IOVA_BASE`] a workload may use, and why: the aperture, or
+    /// the output width (the benchmarks map IOVA `i` to physical address `PA_BASE + i`).
+    pub fn limit(&self) -> (u64, String) {
+        let Aperture { start, last, .. } = self.aperture;
+        let from_base = start.checked_sub(IOVA_BASE).is_none_or(|d| d == 0);
+        let by_aperture = if from_base {
+            last.saturating_sub(IOVA_BASE).saturating_add(1)
+        } else {
+            0
+        };
+        let by_oa = (1u64 << self.oa_bits.min(63)).saturating_sub(PA_BASE + IOVA_BASE);
+        if by_oa < by_aperture {
+            (
+                by_oa,
+                format!(
+                    "its output addresses are {}-bit, and the benchmarks map IOVA i to physical \
+                     address {} + i",
+                    self.oa_bits,
+                    human(PA_BASE)
+                ),
+            )
+        } else if !from_base {
+            (
+                0,
+                format!("its aperture starts at {start:#x}, and the benchmarks map from IOVA 0"),
+            )
+        } else {
+            (by_aperture, format!("its aperture ends at IOVA {last:#x}"))
+        }
+    }
+}
+
+/// How a subject was named: a default name, a catalogue label, or its spec's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Static(&'static str),
+    Spec,
+}
+
+/// An iopt format as a benchmark subject: a spec, the name reports give it, the peer it
+/// is compared with, and the properties of its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoptFormat {
+    name: Name,
+    spec: FormatSpec,
+    peer: Option<Peer>,
+    props: Props,
 }
 
 impl IoptFormat {
-    /// Every format, in report order.
-    pub const ALL: [IoptFormat; 5] = [
-        IoptFormat::X86_64,
-        IoptFormat::Arm64S1,
-        IoptFormat::Arm64S1Contig,
-        IoptFormat::AmdV1,
-        IoptFormat::ArmV7s,
-    ];
+    /// The five default subjects (`--format all`), in report order.
+    pub fn defaults() -> &'static [IoptFormat] {
+        static DEFAULT_FORMATS: OnceLock<Vec<IoptFormat>> = OnceLock::new();
+        DEFAULT_FORMATS.get_or_init(|| {
+            DEFAULTS
+                .iter()
+                .map(|d| {
+                    let spec: FormatSpec = d.spec.parse().expect("a default spec parses");
+                    IoptFormat::with(Name::Static(d.name), spec, d.peer)
+                        .expect("a default spec builds")
+                })
+                .collect()
+        })
+    }
+
+    /// Every demonstration entry of the library's catalogue ([`CatalogueEntry::demo`]),
+    /// named by its label.
+    pub fn catalogue() -> Vec<IoptFormat> {
+        FormatSpec::catalogue()
+            .iter()
+            .filter(|e| e.demo)
+            .map(IoptFormat::from_entry)
+            .collect()
+    }
+
+    /// A catalogue entry, named by its label.
+    ///
+    /// # Panics
+    /// If the entry does not build (the library's tests check that every one does).
+    pub fn from_entry(e: &CatalogueEntry) -> IoptFormat {
+        IoptFormat::with(Name::Static(e.label), e.spec(), None)
+            .unwrap_or_else(|err| panic!("catalogue entry {}: {err}", e.label))
+    }
+
+    /// The subject of a spec: a default subject if the spec is one's (same name and
+    /// peer), else one named by the spec's canonical text, without a peer.
+    ///
+    /// # Errors
+    /// The library's error if the spec does not build.
+    pub fn from_spec(spec: FormatSpec) -> Result<IoptFormat, SpecError> {
+        match IoptFormat::defaults().iter().find(|d| d.spec == spec) {
+            Some(&d) => Ok(d),
+            None => IoptFormat::with(Name::Spec, spec, None),
+        }
+    }
+
+    /// The default subject called `name`, or else the subject of the spec `name` parses
+    /// to. (`arm64-s1` is the default subject, without contiguous hints; the spec text
+    /// `arm64-s1:contig` is `arm64-s1-contig`.)
+    ///
+    /// # Errors
+    /// The library's error naming the format, the option or the limit.
+    pub fn parse(text: &str) -> Result<IoptFormat, SpecError> {
+        let text = text.trim();
+        if let Some(&d) = IoptFormat::defaults().iter().find(|d| d.name() == text) {
+            return Ok(d);
+        }
+        IoptFormat::from_spec(text.parse()?)
+    }
+
+    /// The default subject called `name`.
+    pub fn from_name(name: &str) -> Option<IoptFormat> {
+        IoptFormat::defaults()
+            .iter()
+            .copied()
+            .find(|d| d.name() == name)
+    }
+
+    fn with(name: Name, spec: FormatSpec, peer: Option<Peer>) -> Result<IoptFormat, SpecError> {
+        let any = spec.build()?;
+        let props = iopt::with_format!(any, f => probe(f));
+        Ok(IoptFormat {
+            name,
+            spec,
+            peer,
+            props,
+        })
+    }
 
     /// The name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            IoptFormat::X86_64 => "x86-64",
-            IoptFormat::Arm64S1 => "arm64-s1",
-            IoptFormat::Arm64S1Contig => "arm64-s1-contig",
-            IoptFormat::AmdV1 => "amdv1",
-            IoptFormat::ArmV7s => "armv7s",
+    pub fn name(&self) -> Cow<'static, str> {
+        match self.name {
+            Name::Static(s) => Cow::Borrowed(s),
+            Name::Spec => Cow::Owned(self.spec.to_string()),
         }
     }
 
-    /// The page size of a "4K pages in one call" map: 4 KiB, except 64 KiB (a
-    /// contiguous run of 16 4K entries, the same leaf tables) when contiguous hints are on.
-    pub fn bulk_pgsize(self) -> u64 {
-        match self {
-            IoptFormat::Arm64S1Contig => 64 * KIB,
-            _ => PAGE,
-        }
+    /// The spec.
+    pub fn spec(&self) -> FormatSpec {
+        self.spec
     }
 
-    /// The format with this [`name`](Self::name).
-    pub fn from_name(name: &str) -> Option<IoptFormat> {
-        IoptFormat::ALL.into_iter().find(|f| f.name() == name)
+    /// The properties of its table.
+    pub fn props(&self) -> &Props {
+        &self.props
     }
 
-    /// One line on the configuration measured.
-    pub fn describe(self) -> &'static str {
-        match self {
-            IoptFormat::X86_64 => "x86-64 4-level",
-            IoptFormat::Arm64S1 => "ARM64 stage 1, 4K granule, ias 48, no contiguous hints",
-            IoptFormat::Arm64S1Contig => "ARM64 stage 1, 4K granule, ias 48, contiguous hints",
-            IoptFormat::AmdV1 => "AMD IOMMU v1, 3 levels, dynamic top",
-            IoptFormat::ArmV7s => "ARMv7 short descriptors",
+    /// One line on the configuration measured (the catalogue's description).
+    pub fn describe(&self) -> String {
+        let what = DEFAULTS
+            .iter()
+            .find(|d| Name::Static(d.name) == self.name)
+            .map_or_else(
+                || self.spec.family().help().to_owned(),
+                |d| d.why.to_owned(),
+            );
+        format!("{what}: {} ({})", self.spec.describe(), self.spec)
+    }
+
+    /// The peer that does the same work with the same table layout, if any.
+    pub fn peer(&self) -> Option<Subject> {
+        self.peer.map(Peer::subject)
+    }
+
+    /// The page size of a "4K pages in one call" map: 4 KiB, or, where the spec turns
+    /// on contiguous hints (`contig`), the smallest contiguous run of 4K entries (64 KiB
+    /// on ARM64 4K: the same leaf tables).
+    pub fn bulk_pgsize(&self) -> u64 {
+        let runs = self.props.pgsize_bitmap & (self.props.leaf_table_span - 1) & !(2 * PAGE - 1);
+        if option_on(&self.spec, "contig") == Some(true) && runs != 0 {
+            1 << runs.trailing_zeros()
+        } else {
+            PAGE
         }
     }
 
     /// The largest `--size` the format takes, and why, if it has a limit below the
-    /// benchmarks' own.
-    pub fn max_size(self) -> Option<(u64, &'static str)> {
-        match self {
-            IoptFormat::ArmV7s => Some((
-                ARMV7S_MAX_SIZE,
-                "its IOVAs and physical addresses are 32-bit (a 4G aperture), and the \
-                 benchmarks map IOVA i to physical address 1G + i",
-            )),
-            _ => None,
-        }
+    /// benchmarks' own (64 GiB).
+    pub fn max_size(&self) -> Option<(u64, String)> {
+        let (max, why) = self.props.limit();
+        (max < crate::MAX_SIZE).then_some((max, why))
     }
 
-    /// The span of a leaf table: the IOVA range one table of 4K entries covers (2 MiB;
-    /// armv7s: 1 MiB, 256 entries).
-    pub fn leaf_table_span(self) -> u64 {
-        match self {
-            IoptFormat::ArmV7s => 256 * PAGE,
-            _ => 512 * PAGE,
-        }
+    /// Whether `size` bytes at [`IOVA_BASE`] fit.
+    pub fn fits(&self, size: u64) -> bool {
+        size <= self.props.limit().0
     }
 
-    /// Whether `size` bytes at [`IOVA_BASE`] (and the workloads scaled from it) fit.
-    pub fn fits(self, size: u64) -> bool {
-        self.max_size()
-            .is_none_or(|(max, _)| IOVA_BASE + size <= max)
+    /// Why this format cannot do `w` at `size` bytes, or `None` if it can.
+    pub fn why_not(&self, w: Workload, size: u64) -> Option<String> {
+        let name = self.name();
+        let props = &self.props;
+        if !self.fits(size) {
+            let (max, why) = props.limit();
+            return Some(format!(
+                "{name} takes at most --size {}, as {why}",
+                human(max)
+            ));
+        }
+        let extent = w.extent(&Params::new(size));
+        if extent > props.limit().0 {
+            let (max, why) = props.limit();
+            return Some(format!(
+                "{name} does not run {}: it uses {} of IOVA space from 0, and {name} takes at \
+                 most {}, as {why}",
+                w.name(),
+                human(extent),
+                human(max)
+            ));
+        }
+        if w.maps_4k() && props.pgsize_bitmap & PAGE == 0 {
+            return Some(format!(
+                "{name} does not run {}: its smallest page is {}, and the workload maps 4K \
+                 pages",
+                w.name(),
+                human(props.min_page()),
+            ));
+        }
+        if matches!(w, Workload::W3 | Workload::W3u) && props.block_pgsize().is_none() {
+            return Some(format!(
+                "{name} does not run {}: it has no page of at most 2M mapped without a leaf \
+                 table (its leaf tables span {})",
+                w.name(),
+                human(props.leaf_table_span)
+            ));
+        }
+        // W7's premise is that unmapping a buffer leaves its leaf table in place: not so
+        // where one buffer is a whole leaf table (armv7s), which the unmap frees.
+        if matches!(w, Workload::W7 | Workload::W7u) && props.leaf_table_span <= crate::W7_BUFFER {
+            return Some(format!(
+                "{name} does not run {}: its leaf tables span {}, so the unmap of every {} \
+                 buffer frees its table",
+                w.name(),
+                human(props.leaf_table_span),
+                human(crate::W7_BUFFER)
+            ));
+        }
+        None
     }
 
-    /// The peer that does the same work with the same table layout, if any.
-    pub fn peer(self) -> Option<Subject> {
-        match self {
-            IoptFormat::Arm64S1 | IoptFormat::Arm64S1Contig => Some(Subject::Aarch64Paging),
-            #[cfg(target_pointer_width = "64")]
-            IoptFormat::X86_64 => Some(Subject::X86_64Crate),
-            _ => None,
-        }
+    /// Runs `w` once on a new table: one dispatch on the format type and the memory type
+    /// (from [`Props::table_pa_bits`]), the workload monomorphised inside.
+    pub(crate) fn run(&self, w: Workload, p: &Params) -> Sample {
+        let bulk = self.bulk_pgsize();
+        let any = self.spec.build().expect("a subject's spec builds");
+        iopt::with_format!(any, f => {
+            if f.table_pa_bits() >= HEAP_PA_BITS {
+                iopt_runs::run::<_, HeapMemory>(f, bulk, w, p)
+            } else {
+                iopt_runs::run::<_, ArenaMemory>(f, bulk, w, p)
+            }
+        })
     }
 }
 
-/// Runs `$body` with `$f` bound to the configured iopt format `$kind` and `$m` to the
-/// table memory type it uses (each arm is monomorphised: no dynamic dispatch on the
-/// measured paths).
-macro_rules! with_format {
-    ($kind:expr, |$f:ident, $m:ident| $body:expr) => {{
-        use $crate::formats::*;
-        match $kind {
-            IoptFormat::X86_64 => {
-                type $m = HeapMemory;
-                let $f = X86_64::new(X86_64Config::default()).expect("x86-64 default config");
-                $body
-            }
-            IoptFormat::Arm64S1 | IoptFormat::Arm64S1Contig => {
-                type $m = HeapMemory;
-                let $f = ArmLpae::new(ArmLpaeConfig {
-                    contiguous: $kind == IoptFormat::Arm64S1Contig,
-                    ..ArmLpaeConfig::default()
-                })
-                .expect("arm64 stage 1 4K ias 48 config");
-                $body
-            }
-            IoptFormat::AmdV1 => {
-                type $m = HeapMemory;
-                let $f = AmdV1::new(AmdV1Config::default()).expect("amdv1 default config");
-                $body
-            }
-            IoptFormat::ArmV7s => {
-                // Its table entries hold 32-bit addresses: tables from simulated physical
-                // memory below 4 GiB.
-                type $m = ArenaMemory;
-                let $f = ArmV7s::new(ArmV7sConfig::default()).expect("armv7s default config");
-                $body
-            }
+/// Whether the on/off option `name` is on in `spec` (`None`: the family has no such
+/// option), read from the spec's full text form.
+fn option_on(spec: &FormatSpec, name: &str) -> Option<bool> {
+    let full = format!("{spec:#}");
+    let (_, options) = full.split_once(':')?;
+    options.split(',').find_map(|o| {
+        if o == name {
+            Some(true)
+        } else {
+            o.strip_prefix("no-").filter(|o| *o == name).map(|_| false)
         }
-    }};
+    })
 }
 
-pub(crate) use with_format;
+/// The properties of `fmt`, from an empty table of it.
+fn probe<F: Format>(fmt: F) -> Props {
+    let leaf_table_span = 1u64 << (fmt.item_lg2(0) + fmt.table_lg2(0));
+    let table_pa_bits = fmt.table_pa_bits();
+    let info = if table_pa_bits >= HEAP_PA_BITS {
+        empty_info(fmt, HeapMemory::new())
+    } else {
+        empty_info(fmt, ArenaMemory::new(ARENA_BASE, PROBE_ARENA as usize))
+    };
+    Props {
+        pgsize_bitmap: info.pgsize_bitmap,
+        aperture: info.aperture,
+        oa_bits: info.oa_bits,
+        table_pa_bits,
+        leaf_table_span,
+    }
+}
+
+fn empty_info<F: Format, M: TableMemory>(fmt: F, mem: M) -> iopt::Info {
+    PageTable::new(fmt, mem, NoFlush)
+        .expect("an empty table of a format that builds")
+        .info()
+}
+
+/// Arena bytes for the tables of a workload at `p` on `fmt`: for every level below the
+/// top, a table per span the workloads' IOVAs touch (and one more at each end), plus the
+/// top table and 1 MiB.
+pub(crate) fn arena_bytes<F: Format>(fmt: &F, p: &Params) -> u64 {
+    let extent = Workload::ALL
+        .iter()
+        .map(|w| w.extent(p))
+        .max()
+        .unwrap_or(p.size);
+    let top = fmt.max_levels() - 1;
+    let mut bytes = 1 << 20;
+    for level in 0..top {
+        let span_lg2 = fmt.item_lg2(level) + fmt.table_lg2(level);
+        let table = 1u64 << (fmt.table_lg2(level) + F::ENTRY_LG2).max(fmt.min_table_bytes_lg2());
+        bytes += ((extent >> span_lg2) + 2) * table;
+    }
+    let top_entries_lg2 = fmt.va_bits(top).saturating_sub(fmt.item_lg2(top));
+    bytes + (1u64 << (top_entries_lg2 + F::ENTRY_LG2)) * 16
+}
+
+impl BenchMemory for ArenaMemory {
+    fn for_format<F: Format>(fmt: &F, p: &Params) -> Self {
+        let bytes = arena_bytes(fmt, p).next_multiple_of(64 << 10);
+        let room = (1u64 << fmt.table_pa_bits().min(63)).saturating_sub(ARENA_BASE);
+        ArenaMemory::new(ARENA_BASE, bytes.min(room) as usize)
+    }
+}
+
+impl BenchMemory for HeapMemory {
+    fn for_format<F: Format>(_: &F, _: &Params) -> Self {
+        HeapMemory::new()
+    }
+}

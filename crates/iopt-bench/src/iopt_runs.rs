@@ -5,39 +5,25 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use iopt::mem::{ArenaMemory, HeapMemory, TableMemory};
+use iopt::mem::TableMemory;
 use iopt::{Format, Gather, NoFlush, PageTable, SharedTable};
 
 use crate::ops::{Op, pgsize_for, w4_expected, w4_iovas, w5_ops, w7_slots};
-use crate::{BLOCK, IOVA_BASE, MIB, PAGE, PROT, Params, Sample, W7_BUFFER, Workload, pa_of, timed};
+use crate::{BLOCK, IOVA_BASE, PAGE, PROT, Params, Sample, W7_BUFFER, Workload, pa_of, timed};
 
-/// Where a benchmark table's pages come from.
+/// Where a benchmark table's pages come from (`formats.rs` implements it for the heap
+/// and for the arena of formats with narrow table pointers).
 pub(crate) trait BenchMemory: TableMemory + Sized {
-    /// Memory for the tables of a workload at `p`.
-    fn for_params(p: &Params) -> Self;
-}
-
-impl BenchMemory for HeapMemory {
-    fn for_params(_: &Params) -> Self {
-        HeapMemory::new()
-    }
-}
-
-/// Physical address of the arena of 32-bit formats.
-const ARENA_BASE: u64 = 0x1000_0000;
-
-impl BenchMemory for ArenaMemory {
-    /// Room for 1 KiB per MiB mapped (armv7s leaf tables) and 1 MiB more.
-    fn for_params(p: &Params) -> Self {
-        ArenaMemory::new(ARENA_BASE, (p.size / 1024 + MIB) as usize)
-    }
+    /// Memory for the tables of `fmt` in a workload at `p`.
+    fn for_format<F: Format>(fmt: &F, p: &Params) -> Self;
 }
 
 /// The raw table the benchmarks use: no flushing (never live).
 type Raw<F, M> = PageTable<F, M, NoFlush>;
 
 fn new_raw<F: Format, M: BenchMemory>(fmt: F, p: &Params) -> Raw<F, M> {
-    PageTable::new(fmt, M::for_params(p), NoFlush).expect("a new table")
+    let mem = M::for_format(&fmt, p);
+    PageTable::new(fmt, mem, NoFlush).expect("a new table")
 }
 
 /// Maps `count` pages of `pgsize` at `iova` (to [`pa_of`] it).
@@ -267,7 +253,8 @@ const W6_GUARD_PAGES: u64 = 16;
 /// W6 with `threads` threads (1 or 2) over the same two disjoint ranges: each range is
 /// mapped page by page, then unmapped page by page, through a guard per window.
 fn iopt_w6<F: Format, M: BenchMemory>(fmt: F, p: &Params, threads: usize) -> Sample {
-    let t = SharedTable::new(fmt, M::for_params(p), NoFlush).expect("a new table");
+    let mem = M::for_format(&fmt, p);
+    let t = SharedTable::new(fmt, mem, NoFlush).expect("a new table");
     let half = p.w6_pages() / 2;
     let per_guard = W6_GUARD_PAGES.min(half);
     let work = |range: u64| {

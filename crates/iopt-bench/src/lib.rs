@@ -16,8 +16,9 @@
 //! heap pages in the same way. The physical addresses mapped are made up
 //! (`PA_BASE + iova`): only the table pages are real memory.
 //!
-//! Where the code lives: [`formats`] holds everything the benchmarks know about iopt's
-//! formats (the one place to change when a format is added), [`Workload`] and
+//! Where the code lives: [`formats`] turns a spec of the library's format catalogue
+//! (`iopt::spec::FormatSpec`) into a subject, everything about it read from the built
+//! table (a format added to the library needs no change here), [`Workload`] and
 //! [`Subject`] say who does what, `iopt_runs` and `peers/` are the workloads written once
 //! per subject, and [`ops`] the seeded operation lists that every subject replays.
 //!
@@ -42,7 +43,7 @@ mod workload;
 #[cfg(test)]
 mod tests;
 
-pub use formats::IoptFormat;
+pub use formats::{IoptFormat, Peer, Props};
 pub use workload::{Subject, Workload};
 
 /// 1 KiB, 1 MiB, 1 GiB.
@@ -70,6 +71,9 @@ pub const MIN_LOOKUPS: u64 = 10_000;
 pub const W7_BUFFER: u64 = MIB;
 /// The recycled, [`W7_BUFFER`]-aligned IOVA slots of W7, from [`IOVA_BASE`].
 pub const W7_SLOTS: u64 = 64;
+
+/// The largest `--size` of the benchmarks.
+pub const MAX_SIZE: u64 = 64 * GIB;
 
 /// The permissions every subject maps with: read, write, cacheable, not executable.
 pub const PROT: Prot = Prot::READ
@@ -168,17 +172,13 @@ impl Sample {
 pub fn run(subject: Subject, workload: Workload, p: &Params) -> Sample {
     assert!(
         subject.can_run(workload, p.size),
-        "{} cannot run {}",
+        "{} cannot run {}: {}",
         subject.name(),
-        workload.name()
+        workload.name(),
+        subject.why_not(workload, p.size).unwrap_or_default()
     );
     match subject {
-        Subject::Iopt(kind) => formats::with_format!(kind, |f, M| iopt_runs::run::<_, M>(
-            f,
-            kind.bulk_pgsize(),
-            workload,
-            p
-        )),
+        Subject::Iopt(f) => f.run(workload, p),
         Subject::Aarch64Paging => peers::aarch64_paging::run(workload, p),
         #[cfg(target_pointer_width = "64")]
         Subject::X86_64Crate => peers::x86_64_crate::run(workload, p),

@@ -73,6 +73,15 @@ const W5_KINDS: [BufferKind; 3] = [
     },
 ];
 
+/// The end of W5's IOVAs (its slots do not depend on the size).
+pub fn w5_end() -> u64 {
+    W5_KINDS
+        .iter()
+        .map(|k| k.base + k.slot * k.slots)
+        .max()
+        .unwrap_or(IOVA_BASE)
+}
+
 /// W5's operation sequence (the same for every subject): a buffer kind is drawn; if as
 /// many of that kind as allowed are live, the oldest is unmapped first; the new buffer
 /// goes to the slot that was freed longest ago. At the end every live buffer is

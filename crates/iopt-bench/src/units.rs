@@ -1,4 +1,6 @@
-//! Sizes in binary units, as the benchmarks print and take them (`64K`, `1G`).
+//! Sizes in binary units, as the benchmarks and the tool print and take them (`64K`,
+//! `1G`), and page-size bitmaps in those units. The one copy: the tool (`iopt-cli`) uses
+//! this module.
 
 /// Binary unit suffixes, largest first, with their log2.
 const UNITS: [(u32, &str); 6] = [
@@ -52,6 +54,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(1 << lg2).ok_or_else(bad)
 }
 
+/// The sizes whose bits are set in a page-size bitmap, smallest first.
+pub fn page_sizes(bitmap: u64) -> impl Iterator<Item = u64> {
+    (0..64)
+        .map(|bit| 1u64 << bit)
+        .filter(move |s| bitmap & s != 0)
+}
+
+/// The page sizes of a bitmap in human units, separated by spaces.
+pub fn page_size_list(bitmap: u64) -> String {
+    page_sizes(bitmap).map(size).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,20 +73,35 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(size(4096), "4K");
+        assert_eq!(size(64 << 10), "64K");
         assert_eq!(size(3 << 20), "3M");
         assert_eq!(size(16 << 30), "16G");
+        assert_eq!(size(1 << 51), "2P");
         assert_eq!(size(512), "512B");
+        assert_eq!(size(197_120), "197120B");
         assert_eq!(size(0), "0B");
     }
 
     #[test]
     fn parsing() {
         assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
         assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("2MB"), Ok(2 << 20));
+        assert_eq!(parse_size("512B"), Ok(512));
         assert!(parse_size("").is_err());
+        assert!(parse_size("G").is_err());
         assert!(parse_size("1X").is_err());
+        assert!(parse_size("-1M").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn bitmap_list() {
+        assert_eq!(page_size_list(0x4_4221_1000), "4K 64K 2M 32M 1G 16G");
+        assert_eq!(page_size_list(0), "");
     }
 }

@@ -1,12 +1,14 @@
 //! The workloads, and which subject takes part in which.
 
+use std::borrow::Cow;
+
 use crate::formats::IoptFormat;
-use crate::ops::w5_ops;
+use crate::ops::{w5_end, w5_ops};
 use crate::units::size as human;
-use crate::{Params, W7_BUFFER, W7_SLOTS};
+use crate::{BLOCK, IOVA_BASE, PAGE, Params, W7_BUFFER, W7_SLOTS};
 
 /// Something that builds page tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     /// iopt with one of its formats (raw API; W6: the concurrent handle).
     Iopt(IoptFormat),
@@ -22,9 +24,12 @@ pub enum Subject {
 }
 
 impl Subject {
-    /// Every subject: iopt's formats, then the peers and the fill.
+    /// Every default subject: iopt's default formats, then the peers and the fill.
     pub fn all() -> Vec<Subject> {
-        let mut v: Vec<Subject> = IoptFormat::ALL.iter().map(|&f| Subject::Iopt(f)).collect();
+        let mut v: Vec<Subject> = IoptFormat::defaults()
+            .iter()
+            .map(|&f| Subject::Iopt(f))
+            .collect();
         v.push(Subject::Aarch64Paging);
         #[cfg(target_pointer_width = "64")]
         v.push(Subject::X86_64Crate);
@@ -33,17 +38,17 @@ impl Subject {
     }
 
     /// The name in reports.
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> Cow<'static, str> {
         match self {
             Subject::Iopt(f) => f.name(),
-            Subject::Aarch64Paging => "aarch64-paging",
+            Subject::Aarch64Paging => "aarch64-paging".into(),
             #[cfg(target_pointer_width = "64")]
-            Subject::X86_64Crate => "x86_64 crate",
-            Subject::Fill => "fill",
+            Subject::X86_64Crate => "x86_64 crate".into(),
+            Subject::Fill => "fill".into(),
         }
     }
 
-    /// The subject with this [`name`](Self::name) (`-` accepted for a space).
+    /// The default subject with this [`name`](Self::name) (`-` accepted for a space).
     pub fn from_name(name: &str) -> Option<Subject> {
         Subject::all()
             .into_iter()
@@ -54,12 +59,7 @@ impl Subject {
     pub fn can_run(self, workload: Workload, size: u64) -> bool {
         use Workload::*;
         match self {
-            // W7's premise is that unmapping a buffer leaves its leaf table in place: not
-            // so where one buffer is a whole leaf table (armv7s), which the unmap frees.
-            Subject::Iopt(f) if matches!(workload, W7 | W7u) => {
-                f.fits(size) && f.leaf_table_span() > W7_BUFFER
-            }
-            Subject::Iopt(f) => f.fits(size),
+            Subject::Iopt(f) => f.why_not(workload, size).is_none(),
             Subject::Aarch64Paging => !matches!(workload, W6 | W6Single),
             #[cfg(target_pointer_width = "64")]
             Subject::X86_64Crate => !matches!(workload, W6 | W6Single),
@@ -69,25 +69,11 @@ impl Subject {
 
     /// Why this subject cannot do `workload` at `size` bytes, or `None` if it can.
     pub fn why_not(self, workload: Workload, size: u64) -> Option<String> {
-        if self.can_run(workload, size) {
-            return None;
+        match self {
+            Subject::Iopt(f) => f.why_not(workload, size),
+            _ if self.can_run(workload, size) => None,
+            _ => Some(format!("{} does not run {}", self.name(), workload.name())),
         }
-        Some(match self {
-            Subject::Iopt(f) => match f.max_size().filter(|_| !f.fits(size)) {
-                Some((max, why)) => {
-                    format!("{} takes at most --size {}, as {why}", f.name(), human(max))
-                }
-                None => format!(
-                    "{} does not run {}: its leaf tables span {}, so the unmap of every {} \
-                     buffer frees its table",
-                    f.name(),
-                    workload.name(),
-                    human(f.leaf_table_span()),
-                    human(W7_BUFFER)
-                ),
-            },
-            _ => format!("{} does not run {}", self.name(), workload.name()),
-        })
     }
 
     /// How this subject does `workload` differently from the others, if it does.
@@ -250,7 +236,28 @@ impl Workload {
         }
     }
 
-    /// The subjects that take part, in report order (iopt first).
+    /// Whether it maps 4K pages (W4: looks up in a table of them); W3 maps 2 MiB blocks.
+    pub fn maps_4k(self) -> bool {
+        !matches!(self, Workload::W3 | Workload::W3u)
+    }
+
+    /// Bytes of IOVA space from [`IOVA_BASE`] it uses at `p`.
+    pub fn extent(self, p: &Params) -> u64 {
+        match self {
+            Workload::W1
+            | Workload::W1u
+            | Workload::W2
+            | Workload::W2u
+            | Workload::W2e
+            | Workload::W4 => p.size,
+            Workload::W3 | Workload::W3u => p.blocks() * BLOCK,
+            Workload::W5 => w5_end() - IOVA_BASE,
+            Workload::W6 | Workload::W6Single => p.w6_pages() * PAGE,
+            Workload::W7 | Workload::W7u => W7_SLOTS * W7_BUFFER,
+        }
+    }
+
+    /// The default subjects that take part, in report order (iopt first).
     pub fn subjects(self) -> Vec<Subject> {
         let mut v = Subject::all();
         v.retain(|s| s.can_run(self, 0));

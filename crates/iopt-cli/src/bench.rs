@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use iopt::spec::{FormatSpec, SpecError};
 use iopt_bench::{self as workloads, GIB, IoptFormat, KIB, Params, Sample, Subject, Workload};
 use serde::Serialize;
 
@@ -24,7 +25,7 @@ use crate::units;
 
 /// Smallest and largest `--size`.
 const MIN_SIZE: u64 = 64 * KIB;
-const MAX_SIZE: u64 = 64 * GIB;
+const MAX_SIZE: u64 = workloads::MAX_SIZE;
 /// The mapping sizes of the plot (those up to `--size`).
 const PLOT_SIZES: [u64; 8] = [
     64 * KIB,
@@ -44,15 +45,85 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
 /// The value of `--format` and `--workload` that selects everything.
 const ALL: &str = "all";
+/// The value of `--format` that selects the catalogue's demonstration entries.
+const CATALOGUE: &str = "catalogue";
 
-/// `--format` values: every benchmarked format (from `iopt_bench::formats`), and `all`.
-fn format_values() -> PossibleValuesParser {
-    let mut v: Vec<PossibleValue> = IoptFormat::ALL
-        .iter()
-        .map(|f| PossibleValue::new(f.name()).help(f.describe()))
-        .collect();
-    v.push(PossibleValue::new(ALL).help("every format above"));
-    PossibleValuesParser::new(v)
+/// The long help of `--format`: the default names, from `iopt_bench::formats`.
+fn format_help() -> String {
+    let mut s = String::from(
+        "Formats to measure (comma-separated or repeated): a default name below, `all` (the \
+         defaults), `catalogue` (every demonstration entry of the library's format catalogue, \
+         `iopt info --catalogue`), or any format spec (`riscv:levels=3,no-svnapot`, \
+         `vtd-ss`; `iopt info --list`). Peers run alongside the formats they compare with: \
+         aarch64-paging with arm64-s1*, the x86_64 crate with x86-64.\n\nDefault names:",
+    );
+    for f in IoptFormat::defaults() {
+        s.push_str(&format!("\n  {:<16} {}", f.name(), f.describe()));
+    }
+    s
+}
+
+/// One item of `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Selected {
+    /// `all`: the default subjects.
+    All,
+    /// `catalogue`: the catalogue's demonstration entries.
+    Catalogue,
+    /// A default name or a spec.
+    One(IoptFormat),
+}
+
+/// Whether `piece` of a comma-separated `--format` value starts a new item (a keyword, a
+/// default name, a format family, or a spec with options); otherwise it is an option of
+/// the spec before it (`riscv:levels=3,no-svnapot`).
+fn starts_item(piece: &str) -> bool {
+    let name = piece.split_once(':').map_or(piece, |(n, _)| n).trim();
+    piece.contains(':')
+        || name == ALL
+        || name == CATALOGUE
+        || IoptFormat::from_name(name).is_some()
+        || FormatSpec::family_named(name).is_some()
+}
+
+/// The items of `--format` values: split at commas, except the commas between a spec's
+/// options.
+fn format_items(values: &[String]) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for v in values {
+        let mut first = true;
+        for piece in v.split(',') {
+            match items.last_mut() {
+                Some(last) if !first && last.contains(':') && !starts_item(piece) => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => items.push(piece.trim().to_owned()),
+            }
+            first = false;
+        }
+    }
+    items
+}
+
+/// A refused `--format` item: the catalogue's error, naming the option.
+fn spec_error(item: &str, e: SpecError) -> AppError {
+    let msg = format!("--format {item}: {e}");
+    match e {
+        SpecError::Config { .. } => AppError::Config(msg),
+        _ => AppError::Usage(msg),
+    }
+}
+
+/// One `--format` item.
+fn select(item: &str) -> Result<Selected, AppError> {
+    match item {
+        ALL => Ok(Selected::All),
+        CATALOGUE => Ok(Selected::Catalogue),
+        _ => IoptFormat::parse(item)
+            .map(Selected::One)
+            .map_err(|e| spec_error(item, e)),
+    }
 }
 
 /// `--workload` values: the workload groups (a map and the unmap of what it mapped go
@@ -76,9 +147,10 @@ fn workload_values() -> PossibleValuesParser {
 /// Arguments of `iopt bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Formats to measure (comma-separated or repeated). Peers run alongside the formats
-    /// they compare with: aarch64-paging with arm64-s1*, the x86_64 crate with x86-64.
-    #[arg(long, value_delimiter = ',', default_value = ALL, value_parser = format_values())]
+    /// Formats to measure (comma-separated or repeated): a default name (x86-64,
+    /// arm64-s1, arm64-s1-contig, amdv1, armv7s), `all`, `catalogue` or any format spec
+    /// (`riscv:levels=3`); --help for more.
+    #[arg(long, value_name = "FORMAT", default_value = ALL, long_help = format_help())]
     pub format: Vec<String>,
     /// Workloads to run (comma-separated or repeated): W1/W1u, W2/W2u, W2e (W2 into the
     /// tables W1u emptied), W3/W3u, W4, W5, W6 and W7/W7u (1 MiB buffers at warm slots).
@@ -119,18 +191,35 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl BenchArgs {
-    /// Whether `--format` (or `--workload`) names everything.
+    /// Whether `--workload` names everything.
     fn all(values: &[String]) -> bool {
         values.iter().any(|v| v == ALL)
     }
 
-    /// The selected formats, in report order.
-    fn formats(&self) -> Vec<IoptFormat> {
-        let all = Self::all(&self.format);
-        IoptFormat::ALL
-            .into_iter()
-            .filter(|f| all || self.format.iter().any(|n| n == f.name()))
-            .collect()
+    /// The selected formats, in command-line order (`all` and `catalogue` in theirs),
+    /// each once, with whether it was named on its own.
+    ///
+    /// # Errors
+    /// The catalogue's error for a spec it refuses, naming `--format` and the option.
+    fn formats(&self) -> Result<Vec<(IoptFormat, bool)>, AppError> {
+        let mut out: Vec<(IoptFormat, bool)> = Vec::new();
+        let mut add = |f: IoptFormat, named: bool| {
+            if let Some(seen) = out.iter_mut().find(|(g, _)| g.spec() == f.spec()) {
+                seen.1 |= named;
+            } else {
+                out.push((f, named));
+            }
+        };
+        for item in format_items(&self.format) {
+            match select(&item)? {
+                Selected::All => IoptFormat::defaults().iter().for_each(|&f| add(f, false)),
+                Selected::Catalogue => IoptFormat::catalogue()
+                    .into_iter()
+                    .for_each(|f| add(f, false)),
+                Selected::One(f) => add(f, true),
+            }
+        }
+        Ok(out)
     }
 
     /// The selected workloads, in report order.
@@ -142,28 +231,49 @@ impl BenchArgs {
             .collect()
     }
 
-    /// The formats that take `size`; an error for a format named on the command line
-    /// that does not, a note for one that `--format all` selected.
+    /// The formats that take `size`: an error for a format named on the command line
+    /// that does not, a note for one that `all` or `catalogue` selected. One of those that
+    /// runs none of the selected workloads is left out with a note too (one named on its
+    /// own stays: the workloads it skips are left out of the report, and if nothing runs
+    /// at all, the error says why).
     fn formats_at(&self, size: u64) -> Result<(Vec<IoptFormat>, Vec<String>), AppError> {
-        let all = Self::all(&self.format);
         let mut notes = Vec::new();
         let mut formats = Vec::new();
-        for f in self.formats() {
-            match f.max_size().filter(|_| !f.fits(size)) {
-                None => formats.push(f),
-                Some((max, why)) => {
-                    let msg = format!(
-                        "--size {} is more than {} takes: at most {}, as {why}",
-                        units::size(size),
-                        f.name(),
-                        units::size(max)
-                    );
-                    if all {
-                        notes.push(format!("{} skipped: {msg}", f.name()));
-                    } else {
-                        return Err(AppError::Usage(msg));
+        let selected = self.workloads();
+        for (f, named) in self.formats()? {
+            let msg = match f.max_size().filter(|_| !f.fits(size)) {
+                Some((max, why)) => Some(format!(
+                    "--size {} is more than {} takes: at most {}, as {why}",
+                    units::size(size),
+                    f.name(),
+                    units::size(max)
+                )),
+                None if !named && selected.iter().all(|&w| !Subject::Iopt(f).can_run(w, size)) => {
+                    // One reason per kind, with the workloads it stops: the reasons
+                    // name their workload, written once for all of them.
+                    let mut why: Vec<(String, Vec<&str>)> = Vec::new();
+                    for &w in &selected {
+                        let Some(reason) = f.why_not(w, size) else {
+                            continue;
+                        };
+                        let kind = reason.replace(w.name(), "\u{0}");
+                        match why.iter_mut().find(|(k, _)| *k == kind) {
+                            Some((_, ws)) => ws.push(w.name()),
+                            None => why.push((kind, vec![w.name()])),
+                        }
                     }
+                    let why: Vec<String> = why
+                        .iter()
+                        .map(|(kind, ws)| kind.replace('\u{0}', &ws.join(", ")))
+                        .collect();
+                    Some(format!("nothing to run: {}", why.join("; ")))
                 }
+                None => None,
+            };
+            match msg {
+                None => formats.push(f),
+                Some(msg) if named => return Err(AppError::Usage(msg)),
+                Some(msg) => notes.push(format!("{} skipped: {msg}", f.name())),
             }
         }
         Ok((formats, notes))
@@ -186,8 +296,8 @@ pub struct Row {
     pub what: String,
     /// What one operation is.
     pub op: &'static str,
-    /// The iopt format.
-    pub format: &'static str,
+    /// The iopt format (a default name, a catalogue label or a spec).
+    pub format: String,
     /// Operations per run.
     pub ops: u64,
     /// Median nanoseconds per operation.
@@ -199,7 +309,7 @@ pub struct Row {
     /// Table pages in use at the end.
     pub table_pages_end: u64,
     /// The peer (W6: the same format with one thread).
-    pub peer: Option<&'static str>,
+    pub peer: Option<String>,
     /// The peer's median nanoseconds per operation.
     pub peer_ns_per_op: Option<f64>,
     /// The peer's most table pages at once.
@@ -305,15 +415,14 @@ fn measure(
 
 /// The subjects of `w` for these formats: the formats, their peers, the fill.
 fn subjects_for(w: Workload, formats: &[IoptFormat], size: u64) -> Vec<Subject> {
-    w.subjects()
-        .into_iter()
-        .filter(|&s| match s {
-            Subject::Iopt(f) => formats.contains(&f),
-            Subject::Fill => true,
-            peer => formats.iter().any(|f| f.peer() == Some(peer)),
-        })
-        .filter(|s| s.can_run(w, size))
-        .collect()
+    let mut v: Vec<Subject> = formats.iter().map(|&f| Subject::Iopt(f)).collect();
+    v.extend(w.subjects().into_iter().filter(|&s| match s {
+        Subject::Iopt(_) => false,
+        Subject::Fill => true,
+        peer => formats.iter().any(|f| f.peer() == Some(peer)),
+    }));
+    v.retain(|s| s.can_run(w, size));
+    v
 }
 
 /// Runs the selected workloads and returns one row per (workload, format).
@@ -365,9 +474,9 @@ fn run_workloads(args: &BenchArgs, formats: &[IoptFormat]) -> Result<Vec<Row>, A
                 continue;
             };
             let (peer, peer_sample) = match &single {
-                Some(single) => (Some("1 thread"), single.get(Subject::Iopt(f))),
+                Some(single) => (Some("1 thread".to_owned()), single.get(Subject::Iopt(f))),
                 None => match f.peer().filter(|s| s.can_run(*w, p.size)) {
-                    Some(s) => (Some(s.name()), medians.get(s)),
+                    Some(s) => (Some(s.name().into_owned()), medians.get(s)),
                     None => (None, None),
                 },
             };
@@ -379,7 +488,7 @@ fn run_workloads(args: &BenchArgs, formats: &[IoptFormat]) -> Result<Vec<Row>, A
                 workload: w.name(),
                 what: w.describe(&p),
                 op: w.op(),
-                format: f.name(),
+                format: f.name().into_owned(),
                 ops: m.ops,
                 ns_per_op: m.ns_per_op(),
                 ops_per_s: 1e9 / m.ns_per_op().max(1e-9),
@@ -492,7 +601,7 @@ fn human(rows: &[Row], args: &BenchArgs, notes: &[String]) -> String {
         ];
         let mut notes = Vec::new();
         for r in &block {
-            let mut peer = r.peer.unwrap_or("-").to_owned();
+            let mut peer = r.peer.clone().unwrap_or_else(|| "-".to_owned());
             if let Some(note) = r.peer_note {
                 peer.push('*');
                 if !notes.contains(&note) {
@@ -500,7 +609,7 @@ fn human(rows: &[Row], args: &BenchArgs, notes: &[String]) -> String {
                 }
             }
             cells.push(vec![
-                r.format.to_owned(),
+                r.format.clone(),
                 ns(r.ns_per_op),
                 rate(r.ops_per_s),
                 r.table_pages.to_string(),
@@ -564,7 +673,7 @@ fn markdown(rows: &[Row], args: &BenchArgs, notes: &[String]) -> String {
     );
     let mut notes: Vec<&str> = Vec::new();
     for r in rows {
-        let mut peer = r.peer.unwrap_or("-").to_owned();
+        let mut peer = r.peer.clone().unwrap_or_else(|| "-".to_owned());
         if let Some(note) = r.peer_note {
             if !notes.contains(&note) {
                 notes.push(note);
@@ -661,7 +770,7 @@ fn check_plot_path(path: &Path) -> Result<(), AppError> {
 /// One point of the plot.
 #[derive(Debug, Clone, Serialize)]
 struct Point {
-    series: &'static str,
+    series: String,
     size: u64,
     ns_per_page: f64,
     table_pages: u64,
@@ -708,7 +817,7 @@ fn run_plot(args: &BenchArgs, path: &Path) -> Result<String, AppError> {
         let medians = measure(Workload::W2, &subjects, &p, reps_at(size), &mut progress);
         for (s, m) in medians.0 {
             points.push(Point {
-                series: s.name(),
+                series: s.name().into_owned(),
                 size,
                 ns_per_page: m.ns_per_op(),
                 table_pages: m.table_pages,
@@ -719,7 +828,7 @@ fn run_plot(args: &BenchArgs, path: &Path) -> Result<String, AppError> {
     let lines: Vec<plot::Series> = series
         .iter()
         .map(|s| plot::Series {
-            name: s.name().to_owned(),
+            name: s.name().into_owned(),
             points: points
                 .iter()
                 .filter(|p| p.series == s.name())
@@ -793,21 +902,43 @@ mod tests {
 
     #[test]
     fn subjects_follow_the_formats() {
-        let s = subjects_for(Workload::W2, &[IoptFormat::Arm64S1], GIB);
+        let f = |n: &str| IoptFormat::from_name(n).expect("a default");
+        let s = subjects_for(Workload::W2, &[f("arm64-s1")], GIB);
         assert_eq!(
             s,
             [
-                Subject::Iopt(IoptFormat::Arm64S1),
+                Subject::Iopt(f("arm64-s1")),
                 Subject::Aarch64Paging,
                 Subject::Fill
             ]
         );
-        let s = subjects_for(
-            Workload::W4,
-            &[IoptFormat::AmdV1, IoptFormat::ArmV7s],
-            4 * GIB,
+        let s = subjects_for(Workload::W4, &[f("amdv1"), f("armv7s")], 4 * GIB);
+        assert_eq!(s, [Subject::Iopt(f("amdv1"))]);
+    }
+
+    #[test]
+    fn format_values_split_between_formats_only() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            format_items(&v(&[
+                "x86-64,riscv:levels=3,no-svnapot,vtd-ss:levels=5,all"
+            ])),
+            [
+                "x86-64",
+                "riscv:levels=3,no-svnapot",
+                "vtd-ss:levels=5",
+                "all"
+            ]
         );
-        assert_eq!(s, [Subject::Iopt(IoptFormat::AmdV1)]);
+        assert_eq!(
+            format_items(&v(&["dart:version=2,regs=t8110", "catalogue"])),
+            ["dart:version=2,regs=t8110", "catalogue"]
+        );
+        // Without options before it, a word that is no format stays an item (and is
+        // refused by the catalogue, naming it).
+        assert_eq!(format_items(&v(&["x86-64,svpbmt"])), ["x86-64", "svpbmt"]);
+        assert!(select("svpbmt").is_err());
+        assert_eq!(select("catalogue").ok(), Some(Selected::Catalogue));
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod info;
 mod model;
 mod plot;
 mod rng;
-mod units;
+use iopt_bench::units;
 
 use std::fmt;
 use std::process::ExitCode;

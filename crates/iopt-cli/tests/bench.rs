@@ -391,3 +391,135 @@ fn a_selection_that_runs_nothing_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_spec_text_is_a_format() {
+    // Any spec of the library's catalogue, with options (commas between them stay in
+    // the spec), next to a default name.
+    let rows = json(&[
+        "--size",
+        "64K",
+        "--workload",
+        "w2,w3",
+        "--format",
+        "riscv:levels=3,no-svnapot,x86-64",
+        "--reps",
+        "1",
+    ]);
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["workload"].as_str().unwrap(),
+                r["format"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("W2", "riscv:levels=3,no-svnapot"),
+            ("W2", "x86-64"),
+            ("W2u", "riscv:levels=3,no-svnapot"),
+            ("W2u", "x86-64"),
+            ("W3", "riscv:levels=3,no-svnapot"),
+            ("W3", "x86-64"),
+            ("W3u", "riscv:levels=3,no-svnapot"),
+            ("W3u", "x86-64"),
+        ]
+    );
+    // Sv39, 64K of 4K pages: one leaf table, one in the middle, the root.
+    assert_eq!(u(&rows[0], "table_pages"), 3);
+    assert!(rows[0]["peer"].is_null());
+    // A format with no default name and no peer runs alone, repeated --format too.
+    let rows = json(&[
+        "--size",
+        "64K",
+        "--workload",
+        "w1",
+        "--format",
+        "vtd-ss",
+        "--format",
+        "amdv1:levels=1",
+        "--reps",
+        "1",
+    ]);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["format"], "vtd-ss");
+    assert_eq!(rows[1]["format"], "amdv1:levels=1");
+    // The spec of a default is that default.
+    let rows = json(&[
+        "--size",
+        "64K",
+        "--workload",
+        "w1",
+        "--format",
+        "arm64-s1:no-contig",
+        "--reps",
+        "1",
+    ]);
+    assert_eq!(rows[0]["format"], "arm64-s1");
+    assert_eq!(rows[0]["peer"], "aarch64-paging");
+}
+
+#[test]
+fn a_bad_spec_text_is_the_catalogues_error() {
+    // A value the option cannot take: exit status 1, as `iopt info` (the values are
+    // refused); a malformed spec is a usage error (2).
+    let err = failure(&["bench", "--format", "riscv:levels=7", "--size", "64K"], 1);
+    assert!(
+        err.contains("--format riscv:levels=7") && err.contains("levels must be"),
+        "{err}"
+    );
+    let err = failure(&["bench", "--format", "x86-64:granule=16k"], 2);
+    assert!(err.contains("no option `granule`"), "{err}");
+    let err = failure(&["bench", "--format", "sparc"], 2);
+    assert!(err.contains("unknown format `sparc`"), "{err}");
+    // A format that runs none of the workloads, named on its own: the reasons.
+    let err = failure(
+        &["bench", "--format", "arm64-s1:granule=16k", "--size", "64K"],
+        2,
+    );
+    assert!(err.contains("smallest page is 16K"), "{err}");
+}
+
+#[test]
+fn catalogue_runs_every_demo_entry() {
+    let out = iopt(&[
+        "bench",
+        "--format",
+        "catalogue",
+        "--size",
+        "64K",
+        "--reps",
+        "1",
+        "--workload",
+        "w2,w3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let demo = iopt::spec::FormatSpec::catalogue()
+        .iter()
+        .filter(|e| e.demo);
+    for e in demo {
+        // Every entry either has rows or is skipped with the reason.
+        let ran = rows.iter().any(|r| r["format"] == e.label);
+        let skipped = stderr.contains(&format!("{} skipped: ", e.label));
+        assert!(ran ^ skipped, "{}: ran {ran}, skipped {skipped}", e.label);
+    }
+    assert!(rows.iter().any(|r| r["format"] == "riscv/sv39"));
+    assert!(
+        stderr.contains("arm64-s1/16K skipped: nothing to run"),
+        "{stderr}"
+    );
+}
