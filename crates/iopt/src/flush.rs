@@ -5,6 +5,36 @@
 ///
 /// The engine calls these; it never decides on its own that a flush is unnecessary. A
 /// driver whose hardware caches nothing chooses [`NoFlush`] by name.
+///
+/// A driver that records the invalidations it is asked for (a real one would write
+/// them to the IOMMU's command queue and wait for completion):
+///
+/// ```
+/// use std::sync::Mutex;
+/// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+/// use iopt::mem::HeapMemory;
+/// use iopt::{FlushOps, Gather, Prot, Table};
+///
+/// #[derive(Default)]
+/// struct Recorder(Mutex<Vec<(u64, u64, u64)>>);
+/// impl FlushOps for Recorder {
+///     fn flush_all(&self) {}
+///     fn flush_walk(&self, iova: u64, size: u64, granule: u64) {
+///         self.0.lock().unwrap().push((iova, size, granule));
+///     }
+///     fn top_changed(&self, _root_pa: u64, _levels: u32) {}
+/// }
+///
+/// let rec = Recorder::default();
+/// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), &rec)?;
+/// t.map(0, 0x8000_0000, 0x2000, Prot::READ)?;
+/// let mut g = Gather::new();
+/// let _ = t.unmap(0x1000, 0x1000, &mut g)?; // the leaf table keeps the other page
+/// assert!(rec.0.lock().unwrap().is_empty()); // nothing flushed before the sync
+/// t.sync(&mut g);
+/// assert_eq!(*rec.0.lock().unwrap(), [(0x1000, 0x1000, 0x1000)]);
+/// # Ok::<(), iopt::Error>(())
+/// ```
 pub trait FlushOps: Send + Sync {
     /// Invalidate every cached translation and cached table walk of this table.
     fn flush_all(&self);
@@ -32,6 +62,19 @@ pub trait FlushOps: Send + Sync {
 /// Flush operations that do nothing: for hardware that caches no translations, or for
 /// tables no hardware walks (tests, tools). Top changes are ignored too: read the root
 /// from [`crate::PageTable::info`] when you need it.
+///
+/// ```
+/// use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+/// use iopt::mem::HeapMemory;
+/// use iopt::{NoFlush, Prot, Table};
+/// let mut t = Table::new(AmdV1::new(AmdV1Config::default())?, HeapMemory::new(), NoFlush)?;
+/// let before = t.info();
+/// t.map(1 << 40, 0x8000_0000, 0x1000, Prot::READ)?; // the dynamic top grows
+/// let after = t.info(); // nobody was told: the new root is read here
+/// assert!(after.levels > before.levels);
+/// assert_ne!(after.root_pa, before.root_pa);
+/// # Ok::<(), iopt::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoFlush;
 

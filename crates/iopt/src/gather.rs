@@ -64,6 +64,21 @@ impl TableList {
 /// Detached pages are freed only by [`crate::PageTable::sync`], after the table's flush
 /// operations have run for the gathered range. A gather belongs to the table that filled
 /// it until it is synced; an empty gather can serve any table.
+///
+/// ```
+/// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+/// use iopt::mem::HeapMemory;
+/// use iopt::{Gather, NoFlush, Prot, Table};
+/// let mut t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+/// t.map(0, 0x8000_0000, 0x3000, Prot::READ)?;
+/// let mut g = Gather::new();
+/// let _ = t.unmap(0, 0x1000, &mut g)?;
+/// let _ = t.unmap(0x2000, 0x1000, &mut g)?; // one gather for both unmaps
+/// assert_eq!((g.range(), g.granule(), g.pending_tables()), (Some((0, 0x2fff)), 0x1000, 0));
+/// t.sync(&mut g); // one invalidation covering both
+/// assert!(g.is_empty());
+/// # Ok::<(), iopt::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Gather {
     owner: u64,
@@ -82,6 +97,12 @@ impl Default for Gather {
 
 impl Gather {
     /// An empty gather.
+    ///
+    /// ```
+    /// let g = iopt::Gather::new();
+    /// assert!(g.is_empty());
+    /// assert_eq!((g.range(), g.granule(), g.pending_tables()), (None, 0, 0));
+    /// ```
     pub const fn new() -> Self {
         Gather {
             owner: 0,
@@ -97,26 +118,69 @@ impl Gather {
     }
 
     /// The gathered IOVA range, inclusive (`(first, last)`), if any.
+    ///
+    /// ```
+    /// let mut g = iopt::Gather::new();
+    /// g.add_range(0x1000, 0x1000, 0x1000);
+    /// g.add_range(0x8000, 0x2000, 0x1000);
+    /// assert_eq!(g.range(), Some((0x1000, 0x9fff))); // one range covering both
+    /// ```
     pub fn range(&self) -> Option<(u64, u64)> {
         self.has_range.then_some((self.start, self.last))
     }
 
     /// The smallest leaf or table span removed (the invalidation granule), or 0.
+    ///
+    /// ```
+    /// let mut g = iopt::Gather::new();
+    /// g.add_range(0, 0x20_0000, 0x20_0000);
+    /// g.add_range(0x20_0000, 0x1000, 0x1000);
+    /// assert_eq!(g.granule(), 0x1000);
+    /// ```
     pub fn granule(&self) -> u64 {
         self.granule
     }
 
     /// Number of detached table pages waiting to be freed.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let mut g = Gather::new();
+    /// let _ = t.unmap(0, 0x1000, &mut g)?; // empties every table below the top
+    /// assert_eq!(g.pending_tables(), 3);
+    /// t.sync(&mut g);
+    /// assert_eq!(g.pending_tables(), 0);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn pending_tables(&self) -> usize {
         self.tables.len()
     }
 
     /// True if there is nothing to invalidate and nothing to free.
+    ///
+    /// ```
+    /// let mut g = iopt::Gather::new();
+    /// assert!(g.is_empty());
+    /// g.add_range(0x1000, 0x1000, 0x1000);
+    /// assert!(!g.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         !self.has_range && self.tables.is_empty()
     }
 
     /// Adds `[iova, iova + size)` (size > 0) removed at `granule` to the range.
+    ///
+    /// [`FlushOps::add_page`](crate::FlushOps::add_page) calls it by default.
+    ///
+    /// ```
+    /// let mut g = iopt::Gather::new();
+    /// g.add_range(0x4000, 0x2000, 0x1000);
+    /// assert_eq!((g.range(), g.granule()), (Some((0x4000, 0x5fff)), 0x1000));
+    /// ```
     #[inline]
     pub fn add_range(&mut self, iova: u64, size: u64, granule: u64) {
         let last = iova.wrapping_add(size - 1);

@@ -73,6 +73,22 @@ impl Counters {
 /// - `virt_to_phys` and `phys_to_virt` are inverse for every live allocation, and the
 ///   physical address is aligned like the pointer;
 /// - the methods may be called from several threads at once.
+///
+/// Using an implementation directly (the engine does the same):
+///
+/// ```
+/// use iopt::mem::{HeapMemory, TableMemory};
+/// let m = HeapMemory::new();
+/// let t = m.alloc(12).unwrap(); // one 4 KiB table
+/// assert_eq!(t.as_ptr() as usize % 4096, 0); // aligned to its size
+/// // SAFETY: `t` is a live 4 KiB allocation of `m`.
+/// assert!(unsafe { core::slice::from_raw_parts(t.as_ptr(), 4096) }.iter().all(|&b| b == 0));
+/// assert_eq!(m.phys_to_virt(m.virt_to_phys(t)), t);
+/// assert_eq!(m.stats().bytes, 4096);
+/// // SAFETY: `t` came from `m` with this size, and nothing uses it any more.
+/// unsafe { m.free(t, 12) };
+/// assert_eq!(m.stats().pages, 0);
+/// ```
 pub unsafe trait TableMemory: Send + Sync {
     /// Allocates a zeroed table of `2^size_lg2` bytes, aligned to its size; `None` when
     /// out of memory.
@@ -167,6 +183,16 @@ impl HeapMemory {
     pub const CACHE_BYTES: usize = 16 << 20;
 
     /// A new heap source with zeroed counters and an empty cache.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::{HeapMemory, TableMemory};
+    /// use iopt::{NoFlush, Table};
+    /// assert_eq!(HeapMemory::new().stats().pages, 0);
+    /// let t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert_eq!(t.memory().stats().pages, 1); // the top table
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub const fn new() -> Self {
         HeapMemory {
             counters: Counters::new(),
@@ -180,6 +206,19 @@ impl HeapMemory {
     }
 
     /// A heap source that gives at most `pages` tables (of any size) at once.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, Table};
+    /// // The top and two more: one short of what a first 4 KiB map needs.
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::with_budget(3), NoFlush)?;
+    /// let r = t.map(0, 0x8000_0000, 0x1000, Prot::READ); // refused before allocating
+    /// assert_eq!(r, Err(Error::ReservationTooLarge { size_lg2: 12, needed: 3, available: 2 }));
+    /// assert_eq!(t.mem_stats().pages, 1);
+    /// t.map(0, 0x8000_0000, 0x20_0000, Prot::READ)?; // a 2 MiB page needs one table less
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub const fn with_budget(pages: u64) -> Self {
         let mut m = Self::new();
         m.budget = Some(pages);
@@ -187,6 +226,12 @@ impl HeapMemory {
     }
 
     /// The budget, if any.
+    ///
+    /// ```
+    /// use iopt::mem::HeapMemory;
+    /// assert_eq!(HeapMemory::new().budget(), None);
+    /// assert_eq!(HeapMemory::with_budget(64).budget(), Some(64));
+    /// ```
     pub fn budget(&self) -> Option<u64> {
         self.budget
     }
@@ -215,6 +260,16 @@ impl HeapMemory {
     }
 
     /// Gives every cached free table back to the global allocator.
+    ///
+    /// ```
+    /// use iopt::mem::{HeapMemory, TableMemory};
+    /// let m = HeapMemory::new();
+    /// let t = m.alloc(12).unwrap();
+    /// // SAFETY: `t` came from `m` with this size and is unused.
+    /// unsafe { m.free(t, 12) }; // kept in the cache, not counted as in use
+    /// assert_eq!(m.stats().pages, 0);
+    /// m.trim(); // and now returned to the global allocator
+    /// ```
     pub fn trim(&self) {
         let mut c = self.cache.lock();
         for lg2 in 0..24u32 {
@@ -407,6 +462,13 @@ mod arena {
     impl ArenaMemory {
         /// An arena of `capacity` bytes whose first byte has physical address `base_pa`.
         ///
+        /// ```
+        /// use iopt::mem::ArenaMemory;
+        /// let arena = ArenaMemory::new(0x8000_0000, 1 << 20);
+        /// assert_eq!((arena.base_pa(), arena.capacity()), (0x8000_0000, 1 << 20));
+        /// assert!(arena.image().is_empty()); // nothing handed out yet
+        /// ```
+        ///
         /// # Panics
         /// If `base_pa` is not 64 KiB aligned, `capacity` is zero or not a multiple of
         /// 64 KiB... rounded up to 64 KiB, or the host cannot allocate the buffer.
@@ -449,6 +511,22 @@ mod arena {
         ///
         /// Two images describe the same memory if they are equal after trailing zeros
         /// are removed: see [`ArenaMemory::same_image`].
+        ///
+        /// ```
+        /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+        /// use iopt::mem::ArenaMemory;
+        /// use iopt::{Gather, NoFlush, Prot, Table};
+        /// let arena = ArenaMemory::new(0x8000_0000, 1 << 20);
+        /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, &arena, NoFlush)?;
+        /// let empty = arena.image();
+        /// assert_eq!(empty.len(), 4096); // just the top table
+        /// t.map(0x4000_0000, 0x1_0000_0000, 0x1000, Prot::READ)?;
+        /// let mut g = Gather::new();
+        /// let _ = t.unmap(0x4000_0000, 0x1000, &mut g)?;
+        /// t.sync(&mut g);
+        /// assert!(ArenaMemory::same_image(&empty, &arena.image())); // back to the same bytes
+        /// # Ok::<(), iopt::Error>(())
+        /// ```
         pub fn image(&self) -> Vec<u8> {
             let used = self.state.lock().bump;
             let mut v = alloc::vec![0u8; used];
@@ -459,6 +537,12 @@ mod arena {
         }
 
         /// True if two images from [`ArenaMemory::image`] describe the same memory.
+        ///
+        /// ```
+        /// use iopt::mem::ArenaMemory;
+        /// assert!(ArenaMemory::same_image(&[1, 2], &[1, 2, 0, 0])); // trailing zeros
+        /// assert!(!ArenaMemory::same_image(&[1, 2], &[1, 2, 3]));
+        /// ```
         pub fn same_image(a: &[u8], b: &[u8]) -> bool {
             let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
             long[..short.len()] == *short && long[short.len()..].iter().all(|&x| x == 0)
@@ -466,6 +550,20 @@ mod arena {
 
         /// Reads one 64-bit little-endian word at physical address `pa` (for tools that
         /// walk an image), or `None` outside the arena.
+        ///
+        /// ```
+        /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+        /// use iopt::mem::ArenaMemory;
+        /// use iopt::{NoFlush, Prot, Table};
+        /// let arena = ArenaMemory::new(0x8000_0000, 1 << 20);
+        /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, &arena, NoFlush)?;
+        /// let root = t.info().root_pa;
+        /// assert_eq!(arena.read_u64(root), Some(0)); // entry 0 of the empty top table
+        /// t.map(0, 0x1_0000_0000, 0x1000, Prot::READ)?;
+        /// assert_ne!(arena.read_u64(root), Some(0)); // now it points to a table
+        /// assert_eq!(arena.read_u64(0x8000_0000 + (1 << 20)), None); // past the arena
+        /// # Ok::<(), iopt::Error>(())
+        /// ```
         pub fn read_u64(&self, pa: u64) -> Option<u64> {
             let off = usize::try_from(pa.checked_sub(self.base_pa)?).ok()?;
             if off % 8 != 0 || off + 8 > self.capacity {
@@ -667,25 +765,75 @@ impl<M: TableMemory> FaultyMemory<M> {
         self.fail_all_after.store(false, Ordering::SeqCst);
     }
     /// Fails allocation number `n` and every later one.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::{FaultyMemory, HeapMemory};
+    /// use iopt::{Error, NoFlush, Prot, Table};
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, FaultyMemory::new(HeapMemory::new()), NoFlush)?;
+    /// t.memory().fail_from(t.memory().allocations() + 2); // the map's 2nd table and later
+    /// assert_eq!(t.map(0, 0x8000_0000, 0x1000, Prot::READ), Err(Error::OutOfMemory));
+    /// assert_eq!((t.translate(0), t.mem_stats().pages), (None, 1)); // nothing changed
+    /// t.memory().reset();
+    /// t.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn fail_from(&self, n: u64) {
         self.fail_at.store(n, Ordering::SeqCst);
         self.fail_all_after.store(true, Ordering::SeqCst);
     }
     /// Restarts the numbering and stops failing.
+    ///
+    /// ```
+    /// use iopt::mem::{FaultyMemory, HeapMemory, TableMemory};
+    /// let m = FaultyMemory::new(HeapMemory::new());
+    /// m.fail_from(1);
+    /// assert!(m.alloc(12).is_none());
+    /// m.reset();
+    /// assert_eq!(m.allocations(), 0);
+    /// let a = m.alloc(12).unwrap();
+    /// // SAFETY: `a` came from `m` with this size and is unused.
+    /// unsafe { m.free(a, 12) };
+    /// ```
     pub fn reset(&self) {
         self.count.store(0, Ordering::SeqCst);
         self.fail_at.store(0, Ordering::SeqCst);
         self.fail_all_after.store(false, Ordering::SeqCst);
     }
     /// Allocations asked for since creation or the last reset.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::{FaultyMemory, HeapMemory};
+    /// use iopt::{NoFlush, Prot, Table};
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, FaultyMemory::new(HeapMemory::new()), NoFlush)?;
+    /// assert_eq!(t.memory().allocations(), 1); // the top table
+    /// t.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// assert_eq!(t.memory().allocations(), 4); // one table per level below it
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn allocations(&self) -> u64 {
         self.count.load(Ordering::SeqCst)
     }
     /// Allocations refused so far.
+    ///
+    /// ```
+    /// use iopt::mem::{FaultyMemory, HeapMemory, TableMemory};
+    /// let m = FaultyMemory::new(HeapMemory::new());
+    /// m.fail_nth(1);
+    /// assert!(m.alloc(12).is_none());
+    /// assert_eq!((m.allocations(), m.failures()), (1, 1));
+    /// ```
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::SeqCst)
     }
     /// The wrapped memory.
+    ///
+    /// ```
+    /// use iopt::mem::{FaultyMemory, HeapMemory};
+    /// let m = FaultyMemory::new(HeapMemory::with_budget(4));
+    /// assert_eq!(m.inner().budget(), Some(4));
+    /// ```
     pub fn inner(&self) -> &M {
         &self.inner
     }

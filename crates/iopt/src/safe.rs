@@ -21,7 +21,22 @@ pub struct Unmapped {
 }
 
 impl Unmapped {
-    /// Bytes removed (exactly the range asked for).
+    /// Bytes removed: the mapped bytes of the range asked for (holes in it count
+    /// nothing).
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x1000, 0x8000_1000, 0x1000, Prot::READ)?;
+    /// let mut g = Gather::new();
+    /// // Holes on both sides of the one mapped page: skipped, not counted.
+    /// let removed = t.unmap(0, 0x3000, &mut g)?;
+    /// t.sync(&mut g);
+    /// assert_eq!(removed.bytes(), 0x1000);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -68,6 +83,16 @@ pub struct Table<F: Format, M: TableMemory, X: FlushOps> {
 
 impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// An empty table.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Table};
+    /// let t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert_eq!(t.mem_stats().pages, 1); // just the top table
+    /// assert_eq!(t.translate(0x4000_0000), None);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
         Ok(Table {
             raw: PageTable::new(fmt, mem, ops)?,
@@ -75,6 +100,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     }
 
     /// An empty table with explicit [`Options`].
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Options, OverlapPolicy, Prot, Table};
+    /// let opts = Options { overlap: OverlapPolicy::Silent, ..Options::default() };
+    /// let mut t = Table::with_options(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush, opts)?;
+    /// t.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// // The safe layer refuses an overlap whatever the policy; none is counted.
+    /// assert_eq!(t.map(0, 0x9000_0000, 0x1000, Prot::READ), Err(Error::AddressInUse(0)));
+    /// assert_eq!(t.raw().overlap_warnings(), 0);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
         Ok(Table {
             raw: PageTable::with_options(fmt, mem, ops, opts)?,
@@ -82,31 +120,104 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     }
 
     /// The raw, kernel-style table underneath (its operations are `unsafe`).
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x4000_0000, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// // SAFETY: `t` is borrowed, so no map or unmap runs meanwhile.
+    /// assert_eq!(unsafe { t.raw().iova_to_phys(0x4000_0123) }, Some(0x8000_0123));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn raw(&self) -> &PageTable<F, M, X> {
         &self.raw
     }
 
     /// Unwraps the raw table.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x4000_0000, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let pt = t.into_raw(); // the mappings stay
+    /// // SAFETY: this thread is the only user of `pt` and no hardware walks it.
+    /// assert_eq!(unsafe { pt.iova_to_phys(0x4000_0123) }, Some(0x8000_0123));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn into_raw(self) -> PageTable<F, M, X> {
         self.raw
     }
 
     /// Levels, page sizes, aperture, root and hardware words.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Table};
+    /// let t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// let info = t.info();
+    /// assert_eq!(info.levels, 4); // 48-bit input, 4 KiB granule
+    /// // 4K, 2M and 1G, and their contiguous runs of 16: 64K, 32M, 16G.
+    /// let sizes = (1 << 12) | (1 << 21) | (1 << 30);
+    /// assert_eq!(info.pgsize_bitmap, sizes | sizes << 4);
+    /// assert_eq!(info.aperture.last, (1 << 48) - 1);
+    /// assert!(info.hw.get("TCR").is_some()); // among the words the driver programs
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn info(&self) -> Info {
         self.raw.info()
     }
 
     /// Table-memory counters.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x1000, Prot::READ)?; // needs a table at each level below the top
+    /// assert_eq!(t.mem_stats().pages, 4);
+    /// let mut g = Gather::new();
+    /// let _ = t.unmap(0, 0x1000, &mut g)?;
+    /// t.sync(&mut g);
+    /// assert_eq!((t.mem_stats().pages, t.mem_stats().peak_pages), (1, 4));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn mem_stats(&self) -> MemStats {
         self.raw.mem_stats()
     }
 
     /// The table memory.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Table};
+    /// let t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::with_budget(8), NoFlush)?;
+    /// assert_eq!(t.memory().budget(), Some(8));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn memory(&self) -> &M {
         self.raw.memory()
     }
 
     /// Translates `iova`.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x20_0000, 0x8020_0000, 0x20_0000, Prot::READ)?; // one 2 MiB block
+    /// let tr = t.translate(0x20_1234).unwrap();
+    /// assert_eq!((tr.pa, tr.iova_base, tr.size, tr.prot), (0x8020_1234, 0x20_0000, 0x20_0000, Prot::READ));
+    /// assert_eq!(t.translate(0x40_0000), None); // not mapped
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn translate(&self, iova: u64) -> Option<Translation> {
         // SAFETY: `&self` excludes every `&mut self` operation, so nothing changes the
         // table meanwhile.
@@ -120,6 +231,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// [`PageTable::map_pages`] (with `len` a multiple of the smallest page size and
     /// the addresses aligned to it), [`Error::AddressInUse`](crate::Error::AddressInUse) naming the first IOVA in use,
     /// [`Error::OutOfMemory`](crate::Error::OutOfMemory).
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x1_0000, 0x8000_0000, 0x1_0000, Prot::READ | Prot::WRITE)?;
+    /// assert_eq!(t.translate(0x1_0000).map(|tr| tr.size), Some(0x1_0000)); // a contiguous run
+    /// // Overlapping the end of the first: refused, and nothing of it is mapped.
+    /// assert_eq!(t.map(0x1000, 0, 0x1_0000, Prot::READ), Err(Error::AddressInUse(0x1_0000)));
+    /// assert_eq!(t.translate(0x1000), None);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn map(&mut self, iova: u64, paddr: u64, len: u64, prot: Prot) -> Result<()> {
         self.map_inner(iova, paddr, len, prot, None)
     }
@@ -128,6 +252,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// ([`Table::reserve`]): it never allocates. Fails with
     /// [`Error::ReservationExhausted`](crate::Error::ReservationExhausted) (nothing changed) if the reservation is short,
     /// and with [`Error::ForeignReservation`](crate::Error::ForeignReservation) if another table made it.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut r = t.reserve(&[(0, 0x1000)])?;
+    /// let pages = t.mem_stats().pages; // the reservation's pages are already counted
+    /// t.map_reserved(0, 0x8000_0000, 0x1000, Prot::READ, &mut r)?;
+    /// assert_eq!(t.mem_stats().pages, pages);
+    /// // Far from the first map: needs new tables, but the reservation is used up.
+    /// let far = t.map_reserved(1 << 40, 0, 0x1000, Prot::READ, &mut r);
+    /// assert_eq!(far, Err(Error::ReservationExhausted));
+    /// t.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn map_reserved(
         &mut self,
         iova: u64,
@@ -141,11 +281,36 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
 
     /// Reserves the worst-case table pages for the maps in `plan` (`(iova, len)` pairs);
     /// see [`PageTable::worst_case_tables`] for the formula.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Table};
+    /// let t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = t.reserve(&[(0, 0x20_0000), (1 << 40, 0x1000)])?;
+    /// assert!(r.pages() > 0);
+    /// assert_eq!(t.mem_stats().pages, 1 + r.pages() as u64); // taken now
+    /// t.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn reserve(&self, plan: &[(u64, u64)]) -> Result<Reservation> {
         self.raw.reserve(plan)
     }
 
     /// Gives the unused pages of a reservation back.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut r = t.reserve(&[(0, 0x1000)])?;
+    /// t.map_reserved(0, 0x8000_0000, 0x1000, Prot::READ, &mut r)?;
+    /// let pages = t.mem_stats().pages;
+    /// t.release(r); // the map took all the reserved pages: nothing goes back
+    /// assert_eq!(t.mem_stats().pages, pages);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn release(&self, reservation: Reservation) {
         self.raw.release(reservation)
     }
@@ -168,6 +333,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// [`Error::WouldSplit`](crate::Error::WouldSplit) naming that mapping, before anything changes. Removed tables
     /// (including partly covered ones this unmap empties) wait in `gather` until
     /// [`Table::sync`].
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x20_0000, 0x8020_0000, 0x20_0000, Prot::READ)?; // one 2 MiB block
+    /// let mut g = Gather::new();
+    /// let cut = t.unmap(0x20_0000, 0x1000, &mut g);
+    /// assert_eq!(cut, Err(Error::WouldSplit { base: 0x20_0000, size: 0x20_0000 }));
+    /// assert_eq!(t.unmap(0x20_0000, 0x20_0000, &mut g)?.bytes(), 0x20_0000);
+    /// t.sync(&mut g);
+    /// assert_eq!(t.translate(0x20_0000), None);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<Unmapped> {
         // SAFETY: `&mut self` owns the whole table, so emptied tables may be reclaimed
         // and a grown top lowered again.
@@ -184,6 +364,24 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// See [`PageTable::read_and_clear_dirty`] for the details and the errors
     /// ([`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking) when the format has no
     /// dirty tracking).
+    ///
+    /// ```
+    /// use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{DirtyFlags, Error, Gather, NoFlush, Prot, Table};
+    /// let fmt = AmdV1::new(AmdV1Config { dirty_tracking: true, ..AmdV1Config::default() })?;
+    /// let mut t = Table::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x4000, Prot::READ | Prot::WRITE)?;
+    /// let (mut g, mut dirty) = (Gather::new(), Vec::new());
+    /// t.read_and_clear_dirty(0, 0x4000, DirtyFlags::empty(), &mut g, |b, s| dirty.push((b, s)))?;
+    /// assert!(dirty.is_empty()); // no device wrote
+    /// t.sync(&mut g);
+    ///
+    /// let mut plain = Table::new(AmdV1::new(AmdV1Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = plain.read_and_clear_dirty(0, 0x4000, DirtyFlags::empty(), &mut g, |_, _| ());
+    /// assert_eq!(r, Err(Error::NoDirtyTracking));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn read_and_clear_dirty(
         &mut self,
         iova: u64,
@@ -201,6 +399,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
 
     /// Invalidates what `gather` collected through the flush operations, then frees the
     /// detached table pages.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let mut g = Gather::new();
+    /// let _ = t.unmap(0, 0x1000, &mut g)?;
+    /// // To invalidate: the span of the biggest emptied table; to free: the 3 below the top.
+    /// assert_eq!((g.range(), g.pending_tables()), (Some((0, (1 << 39) - 1)), 3));
+    /// t.sync(&mut g);
+    /// assert!(g.is_empty());
+    /// assert_eq!(t.mem_stats().pages, 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn sync(&mut self, gather: &mut Gather) {
         self.raw.sync(gather)
     }

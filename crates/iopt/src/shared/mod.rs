@@ -109,11 +109,34 @@ impl<F: Format, M: TableMemory, X: FlushOps> From<Table<F, M, X>> for SharedTabl
 
 impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     /// An empty table.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert_eq!((t.mem_stats().pages, t.guards()), (1, 0)); // the top table, no guard
+    /// assert_eq!(t.lock_shared(0, 0x1000)?.translate(0)?, None);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn new(fmt: F, mem: M, ops: X) -> Result<Self> {
         Ok(Self::from_raw(PageTable::new(fmt, mem, ops)?))
     }
 
     /// An empty table with explicit [`Options`].
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Options, OverlapPolicy, Prot, SharedTable};
+    /// let opts = Options { overlap: OverlapPolicy::Silent, ..Options::default() };
+    /// let t = SharedTable::with_options(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush, opts)?;
+    /// let mut g = t.lock(0, 0x2000)?;
+    /// g.map(0, 0x8000_0000, 0x2000, Prot::READ)?;
+    /// assert_eq!(g.map(0x1000, 0, 0x1000, Prot::READ), Err(Error::AddressInUse(0x1000)));
+    /// assert_eq!(t.raw().overlap_warnings(), 0); // refused, and not counted
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
         Ok(Self::from_raw(PageTable::with_options(
             fmt, mem, ops, opts,
@@ -121,6 +144,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     }
 
     /// Shares an existing raw table (owning it means nothing else uses it).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, SharedTable, Table};
+    /// let mut owned = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// owned.map(0x4000_0000, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let t = SharedTable::from_raw(owned.into_raw()); // or `SharedTable::from(owned)`
+    /// let r = t.lock_shared(0x4000_0000, 0x1000)?;
+    /// assert_eq!(r.translate(0x4000_0123)?.map(|tr| tr.pa), Some(0x8000_0123));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn from_raw(raw: PageTable<F, M, X>) -> Self {
         let info = raw.info();
         SharedTable {
@@ -131,38 +166,123 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     }
 
     /// Unwraps the raw table (no guard can be alive: they borrow the table).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.lock(0, 0x1000)?.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let pt = t.into_raw(); // the mappings stay
+    /// // SAFETY: this thread is the only user of `pt` and no hardware walks it.
+    /// assert_eq!(unsafe { pt.iova_to_phys(0x123) }, Some(0x8000_0123));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn into_raw(self) -> PageTable<F, M, X> {
         self.raw
     }
 
     /// The raw, kernel-style table underneath (its operations are `unsafe`).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert_eq!(t.raw().info().root_pa, t.info().root_pa);
+    /// assert_eq!(t.raw().mem_stats(), t.mem_stats());
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn raw(&self) -> &PageTable<F, M, X> {
         &self.raw
     }
 
     /// Levels, page sizes, aperture, root and hardware words (the levels and root of a
     /// dynamic top as they are at this moment).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let info = t.info();
+    /// assert_eq!(info.levels, 4);
+    /// assert_eq!(info.pgsize_bitmap, (1 << 12) | (1 << 21) | (1 << 30)); // 4K, 2M, 1G
+    /// assert_eq!(info.hw.get("CR3"), Some(info.root_pa)); // what the driver programs
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn info(&self) -> Info {
         self.raw.info()
     }
 
     /// Table-memory counters.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.lock(0, 0x1000)?.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let st = t.mem_stats();
+    /// assert_eq!((st.pages, st.bytes), (4, 4 * 4096)); // the top and one table per level below
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn mem_stats(&self) -> MemStats {
         self.raw.mem_stats()
     }
 
     /// The table memory.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::with_budget(16), NoFlush)?;
+    /// assert_eq!(t.memory().budget(), Some(16));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn memory(&self) -> &M {
         self.raw.memory()
     }
 
     /// Threads waiting in [`Self::lock`] or [`Self::lock_shared`] at this moment (a
     /// snapshot, for diagnostics and tests).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let g = t.lock(0, 0x1000)?;
+    /// std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| t.lock(0, 0x1000).map(drop));
+    ///     while t.waiters() == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     drop(g); // lets the waiter go
+    ///     waiter.join().unwrap()
+    /// })?;
+    /// assert_eq!(t.waiters(), 0);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn waiters(&self) -> usize {
         self.locks.waiting()
     }
 
     /// Guards alive at this moment (a snapshot).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let a = t.lock_shared(0, 0x2000)?;
+    /// let b = t.lock_shared(0x1000, 0x2000)?; // shared guards may overlap
+    /// assert_eq!(t.guards(), 2);
+    /// drop((a, b));
+    /// assert_eq!(t.guards(), 0);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn guards(&self) -> usize {
         self.locks.held()
     }
@@ -190,6 +310,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     /// (and an exclusive request can wait as long as overlapping shared guards keep
     /// coming). No wakeup is lost: a waiter sleeps only while a conflicting guard is
     /// alive.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0x20_0000, 0x20_0000)?;
+    /// assert_eq!(g.range(), 0x20_0000..=0x3f_ffff);
+    /// g.map(0x20_0000, 0x8000_0000, 0x20_0000, Prot::READ)?;
+    /// assert_eq!(t.lock(0, 0).err(), Some(Error::ZeroLength));
+    /// assert!(matches!(t.lock(1 << 47, 0x1000), Err(Error::OutOfAperture { .. })));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn lock(&self, iova: u64, len: u64) -> Result<RangeGuard<'_, F, M, X>> {
         let (first, last) = self.lock_range(iova, len)?;
         let id = self.locks.acquire(first, last, Mode::Exclusive);
@@ -205,6 +338,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
 
     /// [`Self::lock`] without waiting: `Ok(None)` if a guard overlapping the range is
     /// alive.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let g = t.lock_shared(0, 0x2000)?;
+    /// assert!(t.try_lock(0x1000, 0x1000)?.is_none()); // overlaps a (shared) guard
+    /// assert!(t.try_lock(0x2000, 0x1000)?.is_some()); // disjoint
+    /// drop(g);
+    /// assert!(t.try_lock(0, 0x2000)?.is_some());
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn try_lock(&self, iova: u64, len: u64) -> Result<Option<RangeGuard<'_, F, M, X>>> {
         let (first, last) = self.lock_range(iova, len)?;
         Ok(self
@@ -223,6 +369,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     /// Takes `[iova, iova + len)` for lookups, sleeping until no exclusive guard
     /// overlapping it is alive; shared guards may overlap. Errors and waiting as for
     /// [`Self::lock`].
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.lock(0, 0x1000)?.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let (a, b) = (t.lock_shared(0, 0x1000)?, t.lock_shared(0, 0x2000)?); // they overlap
+    /// assert_eq!(a.translate(0x10)?.map(|tr| tr.pa), Some(0x8000_0010));
+    /// assert_eq!(b.translate(0x1000)?, None);
+    /// assert!(a.translate(0x1000).is_err()); // outside `a`
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn lock_shared(&self, iova: u64, len: u64) -> Result<SharedGuard<'_, F, M, X>> {
         let (first, last) = self.lock_range(iova, len)?;
         let id = self.locks.acquire(first, last, Mode::Shared);
@@ -238,6 +397,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
 
     /// [`Self::lock_shared`] without waiting: `Ok(None)` if an exclusive guard
     /// overlapping the range is alive.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let g = t.lock(0, 0x1000)?;
+    /// assert!(t.try_lock_shared(0, 0x2000)?.is_none()); // overlaps the exclusive guard
+    /// let r = t.try_lock_shared(0x1000, 0x1000)?.unwrap();
+    /// assert!(t.try_lock_shared(0x1000, 0x1000)?.is_some()); // shared guards overlap
+    /// drop((g, r));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn try_lock_shared(&self, iova: u64, len: u64) -> Result<Option<SharedGuard<'_, F, M, X>>> {
         let (first, last) = self.lock_range(iova, len)?;
         Ok(self
@@ -261,6 +433,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     /// the range is mapped again (that is, before dropping the guard, or under a new
     /// guard over it) if the hardware must not use stale translations meanwhile.
     ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 1 << 30)?;
+    /// g.map(0, 0x8000_0000, 0x20_0000, Prot::READ)?; // one 2 MiB page
+    /// let mut gather = Gather::new();
+    /// assert_eq!(g.unmap(0, 0x20_0000, &mut gather)?, 0x20_0000);
+    /// assert!(!gather.is_empty()); // the range still to invalidate
+    /// t.sync(&mut gather);
+    /// assert!(gather.is_empty());
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    ///
     /// # Panics
     /// If `gather` was filled by another table.
     pub fn sync(&self, gather: &mut Gather) {
@@ -269,6 +456,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
 
     /// Reserves the worst-case table pages for the maps in `plan` (`(iova, len)`
     /// pairs), for [`RangeGuard::map_reserved`]; see [`PageTable::worst_case_tables`].
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = t.reserve(&[(0, 0x20_0000), (1 << 40, 0x1000)])?;
+    /// assert!(r.pages() > 0);
+    /// assert_eq!(t.mem_stats().pages, 1 + r.pages() as u64); // taken now
+    /// t.release(r);
+    /// assert_eq!(t.mem_stats().pages, 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn reserve(&self, plan: &[(u64, u64)]) -> Result<Reservation> {
         self.raw.reserve(plan)
     }
@@ -277,6 +477,20 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
     ///
     /// # Panics
     /// If the reservation belongs to another table.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut r = t.reserve(&[(0, 0x1000), (1 << 40, 0x1000)])?;
+    /// let before = r.pages() as u64;
+    /// t.lock(0, 0x1000)?.map_reserved(0, 0x8000_0000, 0x1000, Prot::READ, &mut r)?;
+    /// t.release(r); // the second map did not happen: its pages go back
+    /// assert!(before > 3);
+    /// assert_eq!(t.mem_stats().pages, 4); // the top and the 3 tables the map used
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn release(&self, reservation: Reservation) {
         self.raw.release(reservation)
     }
@@ -348,17 +562,51 @@ impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for RangeGuard<'_,
 
 impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     /// The IOVA range held, inclusive.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let g = t.lock(0x1000, 0x3000)?;
+    /// assert_eq!(g.range(), 0x1000..=0x3fff);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn range(&self) -> RangeInclusive<u64> {
         self.hold.first..=self.hold.last
     }
 
     /// The table the guard belongs to.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let g = t.lock(0, 0x1000)?;
+    /// assert!(std::ptr::eq(g.table(), &t));
+    /// assert_eq!(g.table().guards(), 1);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn table(&self) -> &'t SharedTable<F, M, X> {
         self.hold.table
     }
 
     /// Translates `iova` (inside the guard): its physical address and the mapping
     /// around it.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x20_0000)?;
+    /// g.map(0, 0x4000_0000, 0x20_0000, Prot::READ | Prot::WRITE)?; // one 2 MiB page
+    /// let tr = g.translate(0x1234)?.unwrap();
+    /// assert_eq!((tr.pa, tr.iova_base, tr.size), (0x4000_1234, 0, 0x20_0000));
+    /// assert!(g.translate(0x20_0000).is_err()); // outside the guard
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn translate(&self, iova: u64) -> Result<Option<Translation>> {
         self.hold.translate(iova)
     }
@@ -376,6 +624,20 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     /// [`Error::OutsideGuard`] (the range is not inside the guard's),
     /// [`Error::PaddrTooLarge`], [`Error::AddressInUse`] naming an IOVA in use,
     /// [`Error::OutOfMemory`].
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x10_0000)?;
+    /// g.map(0, 0x8000_0000, 0x2000, Prot::READ)?;
+    /// assert_eq!(g.map(0x1000, 0, 0x2000, Prot::READ), Err(Error::AddressInUse(0x1000)));
+    /// assert_eq!(g.translate(0x2000)?, None); // all or nothing
+    /// let out = g.map(0xf_f000, 0, 0x2000, Prot::READ); // reaches past the guard
+    /// assert_eq!(out, Err(Error::OutsideGuard { iova: 0xf_f000, last: 0x10_0fff }));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn map(&mut self, iova: u64, paddr: u64, len: u64, prot: Prot) -> Result<()> {
         self.map_inner(iova, paddr, len, prot, None)
     }
@@ -384,6 +646,21 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     /// ([`SharedTable::reserve`]): it never allocates. Fails with
     /// [`Error::ReservationExhausted`] (nothing changed) if the reservation is short, and
     /// with [`Error::ForeignReservation`] if another table made it.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut r = t.reserve(&[(0, 0x1000)])?;
+    /// let mut g = t.lock(0, 1 << 41)?;
+    /// g.map_reserved(0, 0x8000_0000, 0x1000, Prot::READ, &mut r)?;
+    /// // New tables for a far IOVA: none left in the reservation.
+    /// let far = g.map_reserved(1 << 40, 0, 0x1000, Prot::READ, &mut r);
+    /// assert_eq!(far, Err(Error::ReservationExhausted));
+    /// t.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn map_reserved(
         &mut self,
         iova: u64,
@@ -464,6 +741,21 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     /// [`Error::UnalignedIova`], [`Error::Overflow`], [`Error::OutsideGuard`] (not
     /// inside the guard), [`Error::WouldSplit`].
     ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, Gather, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x40_0000)?;
+    /// g.map(0, 0x8000_0000, 0x20_0000, Prot::READ)?; // one 2 MiB page
+    /// let mut gather = Gather::new();
+    /// let cut = g.unmap(0, 0x1000, &mut gather);
+    /// assert_eq!(cut, Err(Error::WouldSplit { base: 0, size: 0x20_0000 }));
+    /// assert_eq!(g.unmap(0, 0x40_0000, &mut gather)?, 0x20_0000); // the hole counts nothing
+    /// t.sync(&mut gather);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    ///
     /// # Panics
     /// If `gather` holds work of another table.
     pub fn unmap(&mut self, iova: u64, len: u64, gather: &mut Gather) -> Result<u64> {
@@ -487,6 +779,22 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
     ///
     /// Errors (nothing read): [`Error::NoDirtyTracking`], [`Error::OutsideGuard`], and
     /// the range errors of [`Self::unmap`].
+    ///
+    /// ```
+    /// use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{DirtyFlags, Gather, NoFlush, Prot, SharedTable};
+    /// let fmt = AmdV1::new(AmdV1Config { dirty_tracking: true, ..AmdV1Config::default() })?;
+    /// let t = SharedTable::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x4000)?;
+    /// g.map(0, 0x8000_0000, 0x4000, Prot::READ | Prot::WRITE)?;
+    /// let (mut gather, mut dirty) = (Gather::new(), Vec::new());
+    /// g.read_and_clear_dirty(0, 0x4000, DirtyFlags::empty(), &mut gather, |b, s| dirty.push((b, s)))?;
+    /// assert!(dirty.is_empty()); // no device wrote
+    /// assert!(g.read_and_clear_dirty(0, 0x8000, DirtyFlags::empty(), &mut gather, |_, _| ()).is_err());
+    /// t.sync(&mut gather);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     ///
     /// # Panics
     /// If `gather` holds work of another table.
@@ -530,16 +838,50 @@ impl<F: Format, M: TableMemory, X: FlushOps> core::fmt::Debug for SharedGuard<'_
 
 impl<'t, F: Format, M: TableMemory, X: FlushOps> SharedGuard<'t, F, M, X> {
     /// The IOVA range held, inclusive.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = t.lock_shared(0x1000, 0x3000)?;
+    /// assert_eq!(r.range(), 0x1000..=0x3fff);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn range(&self) -> RangeInclusive<u64> {
         self.hold.first..=self.hold.last
     }
 
     /// The table the guard belongs to.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let r = t.lock_shared(0, 0x1000)?;
+    /// assert!(std::ptr::eq(r.table(), &t));
+    /// assert!(r.table().try_lock(0, 0x1000)?.is_none()); // the range is held shared
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn table(&self) -> &'t SharedTable<F, M, X> {
         self.hold.table
     }
 
     /// Translates `iova` (inside the guard, else [`Error::OutsideGuard`]).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.lock(0, 0x1000)?.map(0, 0x8000_0000, 0x1000, Prot::READ)?;
+    /// let r = t.lock_shared(0, 0x2000)?;
+    /// assert_eq!(r.translate(0x123)?.map(|tr| (tr.pa, tr.prot)), Some((0x8000_0123, Prot::READ)));
+    /// assert_eq!(r.translate(0x1000)?, None); // inside the guard, not mapped
+    /// assert_eq!(r.translate(0x2000), Err(Error::OutsideGuard { iova: 0x2000, last: 0x2000 }));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
     pub fn translate(&self, iova: u64) -> Result<Option<Translation>> {
         self.hold.translate(iova)
     }
