@@ -266,3 +266,38 @@ pub fn arm_config(
         ..iopt::fmt::arm_lpae::ArmLpaeConfig::default()
     }
 }
+
+/// The configurations the model-style suites (the raw model test, the safe-API model
+/// test) tested before they iterated the catalogue; they keep their old case counts.
+pub const BEFORE_CATALOGUE: &[&str] = &[
+    "arm64-s1/4K",
+    "arm64-s1/4K/ias39",
+    "arm64-s1/4K/ias32",
+    "arm64-s1/16K",
+    "arm64-s1/16K/ias36",
+    "arm64-s1/64K",
+    "arm64-s1/64K/ias42",
+    "arm64-s2/4K/ias40",
+    "arm64-s2/4K",
+    "arm64-s2/16K/ias42",
+    "arm64-s2/64K/ias44",
+    "arm64-s1/4K/ias39/ttbr1",
+    "arm64-s1/4K/ns/no-contig",
+    "amdv1/3-level",
+    "amdv1/dynamic-top",
+    "amdv1/fixed-4",
+    "x86-64/4-level",
+    "x86-64/5-level",
+    "x86-64/4-level/lower-half",
+    "armv7s",
+    "armv7s/ns",
+];
+
+/// Panics naming the first of `labels` that the catalogue does not have: a list of labels
+/// that keep old case counts or seeds must not lose one silently.
+pub fn assert_labels_in_catalogue(labels: &[&str]) {
+    let known: Vec<&str> = configs().iter().map(|c| c.label).collect();
+    for l in labels {
+        assert!(known.contains(l), "{l} is not in the catalogue");
+    }
+}
