@@ -1,4 +1,5 @@
-//! Map: validation, the dynamic top, and the private-build descent.
+//! Map: the one-page path, the general walk, and the private-build descent (growth of
+//! the dynamic top is in `grow.rs`).
 
 use core::ptr::NonNull;
 
@@ -7,15 +8,15 @@ use super::cursor::{CleanSpan, Cursor};
 use super::*;
 
 /// Progress of a map walk.
-struct MapState<'p> {
-    iova: u64,
-    pa: u64,
-    remaining: u64,
-    leaf_level: u32,
-    run_lg2: u32,
-    prot: Prot,
+pub(super) struct MapState<'p> {
+    pub(super) iova: u64,
+    pub(super) pa: u64,
+    pub(super) remaining: u64,
+    pub(super) leaf_level: u32,
+    pub(super) run_lg2: u32,
+    pub(super) prot: Prot,
     /// Where new tables come from: a reservation, or (`None`) the table memory.
-    pool: Option<&'p mut Reservation>,
+    pub(super) pool: Option<&'p mut Reservation>,
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -304,7 +305,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// The cursor of a map walk over what `st` describes, in the top table `root` at
     /// `top`.
     #[inline]
-    fn top_cursor<'t>(
+    pub(super) fn top_cursor<'t>(
         &'t self,
         root: NonNull<u8>,
         top: u32,
@@ -320,193 +321,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         )
     }
 
-    /// Maps what `st` describes, growing the top first where the format allows it.
-    ///
-    /// # Safety
-    /// As for [`Self::map_pages`].
-    unsafe fn map_grow(&self, st: &mut MapState<'_>, last: u64) -> Result<()> {
-        loop {
-            let (root, top) = self.top();
-            let ap = self.aperture(top);
-            if st.leaf_level <= top && ap.contains(st.iova, last) {
-                // SAFETY: the caller owns the range; `root` is the live top table.
-                return unsafe { self.map_level(self.top_cursor(root, top, st), top, st, false) };
-            }
-            // Only formats with a dynamic top get here (the full aperture was checked).
-            // First the part that fits below the current top.
-            if st.leaf_level <= top && st.iova <= ap.last {
-                let full = st.remaining;
-                let part = ap.last - st.iova + 1;
-                st.remaining = part;
-                // SAFETY: as above.
-                let r = unsafe { self.map_level(self.top_cursor(root, top, st), top, st, false) };
-                st.remaining = full - (part - st.remaining);
-                r?;
-            }
-            // SAFETY: as above.
-            match unsafe { self.grow_and_map(root, top, st, last) } {
-                Ok(true) => return Ok(()),
-                Ok(false) => continue, // another thread grew the top first
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Builds new top levels privately above `old_root`, maps `st` into them, and
-    /// publishes the new top. `Ok(false)`: the top changed meanwhile and nothing was done.
-    ///
-    /// # Safety
-    /// As for [`Self::map_pages`]; `old_root` is the top table at level `old_top`.
-    unsafe fn grow_and_map(
-        &self,
-        old_root: NonNull<u8>,
-        old_top: u32,
-        st: &mut MapState<'_>,
-        last: u64,
-    ) -> Result<bool> {
-        let max_top = self.fmt.max_levels() - 1;
-        let mut new_top = old_top;
-        while new_top < max_top && (st.leaf_level > new_top || last > self.aperture(new_top).last) {
-            new_top += 1;
-        }
-        // Chain of new tables: the one at level `l` links the one below at index 0.
-        let mut below = old_root;
-        let mut chain_bottom: Option<NonNull<u8>> = None;
-        for level in old_top + 1..=new_top {
-            let t = match self.new_table(self.table_bytes_lg2(level, new_top), &mut st.pool) {
-                Ok(t) => t,
-                Err(e) => {
-                    if let Some(bottom) = chain_bottom {
-                        // SAFETY: the chain is private; unlink the old root before freeing.
-                        unsafe {
-                            self.discard_chain(
-                                bottom,
-                                below,
-                                level - 1,
-                                new_top,
-                                st.pool.as_deref_mut(),
-                            )
-                        };
-                    }
-                    return Err(e);
-                }
-            };
-            let link = self.fmt.make_table(level, self.mem.virt_to_phys(below));
-            // SAFETY: `t` is a fresh private table with at least one entry.
-            unsafe { Self::store(t, 0, link) };
-            chain_bottom.get_or_insert(t);
-            below = t;
-        }
-        let new_root = below;
-        let bottom = chain_bottom.expect("grow adds at least one level");
-        if st.iova <= self.aperture(old_top).last {
-            // The new page would cover the whole old root: refuse before publishing
-            // anything if the old root maps something.
-            // SAFETY: the old root is live; the caller owns the range it spans.
-            let used = unsafe {
-                self.subtree_first_leaf(old_top, old_root, self.entries_lg2(old_top, old_top), 0)
-            };
-            if used.is_some() {
-                // SAFETY: never published.
-                unsafe {
-                    self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
-                };
-                return Err(Error::AddressInUse(st.iova));
-            }
-            // The mapping's leaves sit above the old root (a page larger than the old
-            // table spans): publish the new levels first, then map through the normal
-            // path, which may replace the old, empty root by a leaf after a walk flush.
-            let guard = self.grow_lock.lock();
-            let (cur, cur_top) = self.top();
-            if cur == old_root && cur_top == old_top {
-                self.clean_chain(new_root, old_top, new_top);
-                self.ops
-                    .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
-                self.top
-                    .store(Self::tag(new_root, new_top), Ordering::Release);
-            } else {
-                drop(guard);
-                // SAFETY: never published.
-                unsafe {
-                    self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
-                };
-            }
-            return Ok(false);
-        }
-        let before = st.remaining;
-        // SAFETY: writes go to the private chain (the range lies above the old top's
-        // aperture, so it never enters the old root) and to tables hanging off it.
-        let r =
-            unsafe { self.map_level(self.top_cursor(new_root, new_top, st), new_top, st, true) };
-        if st.remaining == before {
-            // SAFETY: nothing was mapped; the chain was never published.
-            unsafe {
-                self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
-            };
-            return r.map(|()| false);
-        }
-        let guard = self.grow_lock.lock();
-        let (cur, cur_top) = self.top();
-        if cur != old_root || cur_top != old_top {
-            drop(guard);
-            // Undo our private work and let the caller retry on the new top.
-            let done = before - st.remaining;
-            st.iova = st.iova.wrapping_sub(done);
-            st.pa -= done;
-            st.remaining = before;
-            // SAFETY: never published.
-            unsafe {
-                self.discard_chain(bottom, new_root, new_top, new_top, st.pool.as_deref_mut())
-            };
-            return Ok(false);
-        }
-        self.clean_chain(new_root, old_top, new_top);
-        self.ops
-            .top_changed(self.mem.virt_to_phys(new_root), new_top + 1);
-        self.top
-            .store(Self::tag(new_root, new_top), Ordering::Release);
-        drop(guard);
-        r.map(|()| true)
-    }
-
-    /// Cleans the new top tables above `old_top` (incoherent walkers), before publishing.
-    fn clean_chain(&self, new_root: NonNull<u8>, old_top: u32, new_top: u32) {
-        if self.opts.coherent_walk {
-            return;
-        }
-        let mut t = new_root;
-        for level in (old_top + 1..=new_top).rev() {
-            self.clean_new_table(t, self.table_bytes_lg2(level, new_top));
-            // SAFETY: chain tables are private and link the next one down at index 0.
-            let e = unsafe { Self::load(t, 0) };
-            match self.fmt.decode(level, e) {
-                Pte::Table { pa } => t = self.mem.phys_to_virt(pa),
-                _ => break,
-            }
-        }
-    }
-
-    /// Frees a private chain of new top levels (and everything mapped under it) while
-    /// keeping the old root it links at index 0 of `bottom`.
-    ///
-    /// # Safety
-    /// The chain from `root` (at `level`, tables sized for a top at `top`) down to
-    /// `bottom` was never published.
-    unsafe fn discard_chain(
-        &self,
-        bottom: NonNull<u8>,
-        root: NonNull<u8>,
-        level: u32,
-        top: u32,
-        pool: Option<&mut Reservation>,
-    ) {
-        // SAFETY: `bottom` is private; unlinking the old root keeps it out of the free.
-        unsafe {
-            Self::store(bottom, 0, 0);
-            self.free_tree(level, root, self.entries_lg2(level, top), pool);
-        }
-    }
-
     /// Maps the part of `st` that falls in `cur`'s table and below. `private`: the table
     /// is not linked yet (built by this call); it is then cleaned whole before it is
     /// linked instead of entry by entry.
@@ -515,7 +329,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// `cur`'s table is a live table of this page table (top at `top`), or a private one
     /// about to be linked; its walk is `st.iova ..= st.iova + st.remaining - 1`; the
     /// caller owns the IOVA range.
-    unsafe fn map_level(
+    pub(super) unsafe fn map_level(
         &self,
         mut cur: Cursor<'_, F, M, X>,
         top: u32,
