@@ -46,16 +46,18 @@ pub trait FlushOps: Send + Sync {
     /// given `root_pa` with `levels` levels. Called before the new top is used, under
     /// the table's growth lock, so calls arrive in order.
     fn top_changed(&self, root_pa: u64, levels: u32);
-    /// An unmap removed the leaf mapping `[iova, iova + size)`; record it in `gather`
-    /// (the default) or act on it at once (Linux's `tlb_add_page`).
+    /// An unmap removed `count` consecutive leaf mappings of `size` bytes each, the first
+    /// at `iova` (`[iova, iova + count * size)`); record them in `gather` (the default)
+    /// or act on them at once (Linux's `tlb_add_page`, called here once per stretch of
+    /// equal leaves instead of once per page).
     ///
     /// Leaves inside a table that the unmap detaches whole are not reported one by one:
     /// the table's whole span goes into the gather as one range (with the table's entry
     /// size as granule) and is invalidated by [`Self::flush_walk`] at
     /// [`crate::PageTable::sync`], as Linux flushes a removed table's span as a walk.
     #[inline]
-    fn add_page(&self, gather: &mut crate::Gather, iova: u64, size: u64) {
-        gather.add_range(iova, size, size);
+    fn add_pages(&self, gather: &mut crate::Gather, iova: u64, size: u64, count: usize) {
+        gather.add_range(iova, size * count as u64, size);
     }
 }
 
@@ -94,7 +96,7 @@ impl<T: FlushOps + ?Sized> FlushOps for &T {
     fn top_changed(&self, root_pa: u64, levels: u32) {
         (**self).top_changed(root_pa, levels)
     }
-    fn add_page(&self, gather: &mut crate::Gather, iova: u64, size: u64) {
-        (**self).add_page(gather, iova, size)
+    fn add_pages(&self, gather: &mut crate::Gather, iova: u64, size: u64, count: usize) {
+        (**self).add_pages(gather, iova, size, count)
     }
 }

@@ -148,6 +148,15 @@ pub trait Format: Sized + Send + Sync {
 
     /// Decodes one entry read from a table at `level`.
     fn decode(&self, level: u32, pte: u64) -> Pte;
+    /// A quick test for a single-entry leaf at `level`, as `(mask, value)`: every entry
+    /// with `pte & mask == value` decodes as `Pte::Leaf { run_lg2: 0, .. }`. It may
+    /// reject some such leaves (the engine then decodes them), never accept anything
+    /// else. The unmap of a stretch of pages tests each entry with it instead of decoding.
+    /// The default `(0, 1)` accepts nothing.
+    #[inline]
+    fn plain_leaf_pattern(&self, _level: u32) -> (u64, u64) {
+        (0, 1)
+    }
     /// The permissions of a leaf entry at `level` (as far as the format can express them).
     fn leaf_prot(&self, level: u32, pte: u64) -> Prot;
     /// Encodes an entry at `level` pointing to a next-level table at `table_pa`.

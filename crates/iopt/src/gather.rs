@@ -174,7 +174,7 @@ impl Gather {
 
     /// Adds `[iova, iova + size)` (size > 0) removed at `granule` to the range.
     ///
-    /// [`FlushOps::add_page`](crate::FlushOps::add_page) calls it by default.
+    /// [`FlushOps::add_pages`](crate::FlushOps::add_pages) calls it by default.
     ///
     /// ```
     /// let mut g = iopt::Gather::new();

@@ -2,7 +2,7 @@
 //! table memory that share one sequence of events.
 //!
 //! For mixed workloads on several formats, through the raw and the safe API:
-//! - every leaf an unmap removes is reported once through `add_page`, and its IOVA range
+//! - every leaf an unmap removes is reported once through `add_pages`, and its IOVA range
 //!   is covered by a `flush_walk` (granule no larger than the leaf) before the gather's
 //!   sync returns;
 //! - nothing is freed during an unmap; every table an unmap detaches is freed exactly once,
@@ -122,9 +122,15 @@ impl FlushOps for RecFlush<'_> {
     fn top_changed(&self, root_pa: u64, levels: u32) {
         self.log.push(Ev::TopChanged { root_pa, levels });
     }
-    fn add_page(&self, gather: &mut Gather, iova: u64, size: u64) {
-        self.log.push(Ev::AddPage { iova, size });
-        gather.add_range(iova, size, size);
+    fn add_pages(&self, gather: &mut Gather, iova: u64, size: u64, count: usize) {
+        // One event per leaf: the checks below compare them with the leaves removed.
+        for i in 0..count as u64 {
+            self.log.push(Ev::AddPage {
+                iova: iova + i * size,
+                size,
+            });
+        }
+        gather.add_range(iova, size * count as u64, size);
     }
 }
 

@@ -284,6 +284,13 @@ impl Format for AmdV1 {
     }
 
     #[inline]
+    fn plain_leaf_pattern(&self, _level: u32) -> (u64, u64) {
+        // Present with next level 0: a page of this level's size (at level 0, also
+        // what the engine writes for 4K pages).
+        (PR | NL_MASK, PR | (NL_PAGE << NL_SHIFT))
+    }
+
+    #[inline]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte & PR == 0 {
             return Pte::Empty;

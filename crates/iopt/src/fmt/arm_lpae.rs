@@ -778,6 +778,23 @@ impl<F: Flavour> Format for Lpae<F> {
         runs
     }
 
+    #[inline]
+    fn plain_leaf_pattern(&self, level: u32) -> (u64, u64) {
+        // The descriptor type of a page (level 0) or block, without the contiguous hint.
+        let cont = if F::CONTIGUOUS { DESC_CONT } else { 0 };
+        let ty = if level == 0 {
+            F::PAGE_TYPE
+        } else if self.block_ok(level) {
+            DESC_TYPE_BLOCK
+        } else {
+            return (0, 1);
+        };
+        if ty & DESC_VALID == 0 {
+            return (0, 1);
+        }
+        (DESC_TYPE_MASK | cont, ty)
+    }
+
     #[inline(always)]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte & DESC_VALID == 0 {

@@ -306,6 +306,17 @@ impl Format for ArmV7s {
     }
 
     #[inline]
+    fn plain_leaf_pattern(&self, level: u32) -> (u64, u64) {
+        // Small page (0b1x) at level 0; section (0b1x without the supersection bit)
+        // above.
+        if level == 0 {
+            (0b10, u64::from(L0_TYPE_SMALL))
+        } else {
+            (u64::from(0b10 | SECT_SUPER), u64::from(L1_TYPE_SECTION))
+        }
+    }
+
+    #[inline]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         let pte = pte as u32;
         let ty = pte & TYPE_MASK;

@@ -407,6 +407,12 @@ impl Format for Dart {
     }
 
     #[inline]
+    fn plain_leaf_pattern(&self, level: u32) -> (u64, u64) {
+        // Only level 0 holds pages; any valid entry there is one.
+        if level == 0 { (VALID, VALID) } else { (0, 1) }
+    }
+
+    #[inline]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte & VALID == 0 {
             return Pte::Empty;

@@ -276,6 +276,13 @@ impl Format for Riscv {
     }
 
     #[inline]
+    fn plain_leaf_pattern(&self, level: u32) -> (u64, u64) {
+        // Valid and readable (so not a pointer), and at level 0 not a NAPOT run.
+        let napot = if level == 0 && self.svnapot { N } else { 0 };
+        (V | R | napot, V | R)
+    }
+
+    #[inline]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte & V == 0 {
             return Pte::Empty;

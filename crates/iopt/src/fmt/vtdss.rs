@@ -215,6 +215,17 @@ impl Format for VtdSs {
 
     /// Zero is empty; anything else is a table or a page (PS, or level 0).
     #[inline]
+    fn plain_leaf_pattern(&self, level: u32) -> (u64, u64) {
+        // Readable (any non-zero entry is in use; R is what our leaves carry), and PS
+        // above level 0.
+        match level {
+            0 => (R, R),
+            l if l <= x86_ps::MAX_LEAF_LEVEL => (R | x86_ps::PS, R | x86_ps::PS),
+            _ => (0, 1),
+        }
+    }
+
+    #[inline]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte == 0 {
             return Pte::Empty;

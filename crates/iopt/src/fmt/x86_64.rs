@@ -174,6 +174,16 @@ impl Format for X86_64 {
     }
 
     #[inline]
+    fn plain_leaf_pattern(&self, level: u32) -> (u64, u64) {
+        // Present, and at the levels that have large pages, PS.
+        match level {
+            0 => (P, P),
+            l if l <= x86_ps::MAX_LEAF_LEVEL => (P | x86_ps::PS, P | x86_ps::PS),
+            _ => (0, 1),
+        }
+    }
+
+    #[inline]
     fn decode(&self, level: u32, pte: u64) -> Pte {
         if pte & P == 0 {
             return Pte::Empty;

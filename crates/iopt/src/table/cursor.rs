@@ -192,6 +192,62 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> Cursor<'t, F, M, X> {
         self.pt.fmt.decode(self.level, raw)
     }
 
+    /// True if every entry left in the walk reads zero (empty in every format): a map
+    /// may then fill them without looking at them one by one. A non-zero empty entry
+    /// answers false; the caller then takes its entry-by-entry path.
+    ///
+    /// # Safety
+    /// As for [`Self::load`].
+    #[inline(always)]
+    pub(super) unsafe fn rest_empty(&self) -> bool {
+        // SAFETY: `idx ..= end - 1` is inside the table (the caller's guarantee).
+        unsafe { PageTable::<F, M, X>::all_zero(self.table, self.idx, self.end - self.idx) }
+    }
+
+    /// How many entries from the current one on are single-entry leaves (no run), up
+    /// to the end of the walk: an unmap clears them as one stretch. Each is stepped over
+    /// by [`Self::advance`] with this count.
+    ///
+    /// # Safety
+    /// As for [`Self::load`].
+    #[inline(always)]
+    pub(super) unsafe fn plain_leaves(&self) -> usize {
+        let (mask, value) = self.pt.fmt.plain_leaf_pattern(self.level);
+        let mut i = self.idx;
+        // Four at a time while all four pass the quick test (a branch per four
+        // entries), then one by one.
+        while i + 4 <= self.end {
+            let mut miss = 0;
+            for k in 0..4 {
+                // SAFETY: `i + k < end`, inside the table (the caller's guarantee).
+                let raw = unsafe { PageTable::<F, M, X>::load_relaxed(self.table, i + k) };
+                miss |= (raw & mask) ^ value;
+            }
+            if miss != 0 {
+                break;
+            }
+            i += 4;
+        }
+        while i < self.end {
+            // SAFETY: `i < end`, inside the table (the caller's guarantee).
+            let raw = unsafe { PageTable::<F, M, X>::load_relaxed(self.table, i) };
+            if raw & mask != value
+                && !matches!(self.pt.fmt.decode(self.level, raw), Pte::Leaf { run_lg2: 0, .. })
+            {
+                break;
+            }
+            i += 1;
+        }
+        i - self.idx
+    }
+
+    /// True if the current entry begins where the walk's position is (the walk does not
+    /// start inside it).
+    #[inline(always)]
+    pub(super) fn at_entry_start(&self) -> bool {
+        self.item_va(self.idx) >= self.start
+    }
+
     /// A cursor on entry `idx` of `table` whose raw value `raw` was read already (the
     /// end of a one-entry descent), for the walk `start ..= start`.
     #[allow(clippy::too_many_arguments)]

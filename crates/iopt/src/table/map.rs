@@ -365,23 +365,29 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             let run = 1usize << st.run_lg2;
             let size = 1u64 << (item_lg2 + st.run_lg2);
             let step = fmt.run_step(level, st.run_lg2);
-            if private && run == 1 && F::OA_IN_PLACE && !cfg!(loom) {
-                // A fresh table: no checks, and entries follow by addition. Nothing else
-                // can see the table yet, so plain (vectorisable) writes are fine.
+            // Single entries into a fresh table, or into entries that all read zero (a
+            // driver's buffer into leaf tables already there): one check of the whole
+            // stretch, then one fill, instead of a decode and a store per entry.
+            // SAFETY: the cursor's entries are inside the table.
+            if run == 1 && (private || unsafe { cur.rest_empty() }) {
                 let (idx, count) = (cur.idx, cur.end - cur.idx);
-                let first = fmt.make_leaf(level, st.pa, 0, st.prot);
-                let base = table.as_ptr().cast::<u64>();
-                for i in 0..count {
-                    let v = first.wrapping_add((i as u64) << item_lg2);
-                    // SAFETY: idx + i < end <= the table's entry count; the table is
-                    // private to this call.
-                    unsafe {
-                        if F::ENTRY_LG2 == 3 {
-                            base.add(idx + i).write(v);
-                        } else {
-                            table.as_ptr().cast::<u32>().add(idx + i).write(v as u32);
-                        }
+                let (pa, prot) = (st.pa, st.prot);
+                // SAFETY: `idx .. idx + count` is inside the table; the caller owns the
+                // range; a private table is the caller's alone.
+                unsafe {
+                    if F::OA_IN_PLACE {
+                        let first = fmt.make_leaf(level, pa, 0, prot);
+                        Self::fill(table, idx, count, private, |i| {
+                            first.wrapping_add((i as u64) << item_lg2)
+                        });
+                    } else {
+                        Self::fill(table, idx, count, private, |i| {
+                            fmt.make_leaf(level, pa.wrapping_add((i as u64) << item_lg2), 0, prot)
+                        });
                     }
+                }
+                if !private {
+                    span.add(idx, count);
                 }
                 cur.advance(count);
                 let bytes = (count as u64) << item_lg2;

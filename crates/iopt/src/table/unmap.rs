@@ -132,7 +132,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 unsafe { Self::store(table, first + i, 0) };
             }
         }
-        self.ops.add_page(gather, iova, size);
+        self.ops.add_pages(gather, iova, size, 1);
         let mut span = CleanSpan::default();
         span.add(first, cur.item_entries());
         self.clean_span(table, &span);
@@ -256,6 +256,21 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         return Err(Error::NotMapped(cur.va()));
                     }
                 }
+                Pte::Leaf { run_lg2: 0, .. } if cur.at_entry_start() => {
+                    // Single-entry leaves from here on (a driver's buffer of pages): one
+                    // stretch, cleared and reported at once.
+                    // SAFETY: the cursor's entries are inside the table.
+                    let n = unsafe { cur.plain_leaves() };
+                    let (base, size) = (cur.item_va(cur.idx), 1u64 << cur.entry_lg2());
+                    // SAFETY: `idx .. idx + n` is inside the table; the range is the
+                    // caller's.
+                    unsafe { Self::clear(table, cur.idx, n) };
+                    span.add(cur.idx, n);
+                    st.unmapped += size * n as u64;
+                    self.ops.add_pages(st.gather, base, size, n);
+                    cur.advance(n);
+                    continue;
+                }
                 Pte::Leaf { .. } => {
                     let (base, size) = (cur.item_base(), cur.item_size());
                     if cur.starts_inside() {
@@ -268,7 +283,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     }
                     span.add(first, cur.item_entries());
                     st.unmapped += size;
-                    self.ops.add_page(st.gather, base, size);
+                    self.ops.add_pages(st.gather, base, size, 1);
                 }
                 Pte::Table { pa } => {
                     let level = cur.level;
