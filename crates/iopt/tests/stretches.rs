@@ -41,7 +41,11 @@ fn next(s: &mut u64) -> u64 {
 /// leaves the format itself writes, so the fast path is taken.
 fn pattern_is_sound<F: Format>(label: &str, f: F) {
     let mut s = label_seed(label) | 1;
-    let width = if F::ENTRY_LG2 == 3 { u64::MAX } else { u32::MAX as u64 };
+    let width = if F::ENTRY_LG2 == 3 {
+        u64::MAX
+    } else {
+        u32::MAX as u64
+    };
     for level in 0..f.max_levels() {
         let (mask, value) = f.plain_leaf_pattern(level);
         if (mask, value) != (0, 1) {
@@ -89,15 +93,28 @@ fn refill_and_stretch_unmap<F: Format>(_label: &str, f: F) {
     let mut g = Gather::new();
     // SAFETY: a private table no hardware walks.
     unsafe {
-        assert_eq!(pt.map_pages(iova, 0x1000_0000, page, 16, RW), (16 * page, Ok(())));
+        assert_eq!(
+            pt.map_pages(iova, 0x1000_0000, page, 16, RW),
+            (16 * page, Ok(()))
+        );
         for i in 0..16 {
-            assert_eq!(pt.unmap_pages(iova + i * page, page, 1, &mut g), (page, Ok(())));
+            assert_eq!(
+                pt.unmap_pages(iova + i * page, page, 1, &mut g),
+                (page, Ok(()))
+            );
         }
         pt.sync(&mut g);
         rec.0.lock().unwrap().clear();
         let pages_before = pt.mem_stats().pages;
-        assert_eq!(pt.map_pages(iova, 0x2000_0000, page, 16, Prot::READ), (16 * page, Ok(())));
-        assert_eq!(pt.mem_stats().pages, pages_before, "the leaf table was reused");
+        assert_eq!(
+            pt.map_pages(iova, 0x2000_0000, page, 16, Prot::READ),
+            (16 * page, Ok(()))
+        );
+        assert_eq!(
+            pt.mem_stats().pages,
+            pages_before,
+            "the leaf table was reused"
+        );
         for i in 0..16 {
             let t = pt.translate(iova + i * page).expect("mapped");
             assert_eq!((t.pa, t.size), (0x2000_0000 + i * page, page), "page {i}");
@@ -116,7 +133,10 @@ fn refill_and_stretch_unmap<F: Format>(_label: &str, f: F) {
         pt.sync(&mut g);
         rec.0.lock().unwrap().clear();
         // One unmap of 12 pages from the 3rd: one stretch, one report.
-        assert_eq!(pt.unmap_pages(iova + 2 * page, page, 12, &mut g), (12 * page, Ok(())));
+        assert_eq!(
+            pt.unmap_pages(iova + 2 * page, page, 12, &mut g),
+            (12 * page, Ok(()))
+        );
         assert_eq!(*rec.0.lock().unwrap(), [(iova + 2 * page, page, 12)]);
         assert_eq!(g.range(), Some((iova + 2 * page, iova + 14 * page - 1)));
         pt.sync(&mut g);

@@ -46,19 +46,32 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         prot: Prot,
     ) -> Result<MapArgs> {
-        if let Some((level, run)) = self.leaf_for(pgsize)
-            && let Some(len) = pgsize.checked_mul(pgcount as u64)
-            && let Some(last) = len.checked_sub(1).and_then(|l| iova.checked_add(l))
-            && let Some(pa_last) = paddr.checked_add(len.wrapping_sub(1))
-        {
-            let ok = prot.has_access()
-                & (prot.bits() & !PROT_DEFINED == 0)
-                & ((iova | paddr) & (pgsize - 1) == 0)
-                & (pa_last & !mask_lg2(self.fmt.oa_bits()) == 0)
-                & self.in_max_aperture(iova, last);
-            if ok {
-                return Ok(MapArgs { len, level, run });
-            }
+        // Every condition in one pass of arithmetic and one branch. A page size that is
+        // not a power of two has bits in `pgsize & (pgsize - 1)`; zero reads entry 0 of
+        // the size table, which is empty (there are no 1-byte pages).
+        let code = self.geo.leaf_by_lg2[(pgsize.trailing_zeros() & 63) as usize];
+        let (len, mul_over) = pgsize.overflowing_mul(pgcount as u64);
+        let last = iova.wrapping_add(len.wrapping_sub(1));
+        let pa_last = paddr.wrapping_add(len.wrapping_sub(1));
+        let (a, b) = (
+            iova.wrapping_add(self.geo.max_bias),
+            last.wrapping_add(self.geo.max_bias),
+        );
+        let bad_bits = (pgsize & pgsize.wrapping_sub(1))
+            | ((iova | paddr) & pgsize.wrapping_sub(1))
+            | (pa_last & self.geo.oa_over)
+            | (b & self.geo.max_mask)
+            | u64::from(prot.bits() & !PROT_DEFINED);
+        // One page, aligned to its power-of-two size, cannot wrap the 64-bit space: the
+        // wrap checks are for counts.
+        let wraps = pgcount != 1 && (mul_over | (last < iova) | (pa_last < paddr) | (len == 0));
+        if bad_bits == 0 && code != 0 && prot.has_access() && !wraps && a <= b {
+            let v = (code - 1) as u32;
+            return Ok(MapArgs {
+                len,
+                level: v >> 5,
+                run: v & 31,
+            });
         }
         Err(self.map_error(iova, paddr, pgsize, pgcount, prot))
     }
@@ -103,16 +116,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// [`Error::UnalignedIova`], [`Error::Overflow`], [`Error::OutOfAperture`].
     #[inline(always)]
     pub(crate) fn check_unmap(&self, iova: u64, pgsize: u64, pgcount: usize) -> Result<(u64, u64)> {
-        if let Some(len) = pgsize.checked_mul(pgcount as u64)
-            && let Some(last) = len.checked_sub(1).and_then(|l| iova.checked_add(l))
-        {
-            let ok = pgsize.is_power_of_two()
-                & (self.pgsize_bitmap & pgsize != 0)
-                & (iova & pgsize.wrapping_sub(1) == 0)
-                & self.in_max_aperture(iova, last);
-            if ok {
-                return Ok((len, last));
-            }
+        // As in `check_map`: one pass, one branch.
+        let (len, mul_over) = pgsize.overflowing_mul(pgcount as u64);
+        let last = iova.wrapping_add(len.wrapping_sub(1));
+        let (a, b) = (
+            iova.wrapping_add(self.geo.max_bias),
+            last.wrapping_add(self.geo.max_bias),
+        );
+        let bad_bits = (pgsize & pgsize.wrapping_sub(1))
+            | (iova & pgsize.wrapping_sub(1))
+            | (b & self.geo.max_mask);
+        let wraps = pgcount != 1 && (mul_over | (last < iova) | (len == 0));
+        if bad_bits == 0 && self.pgsize_bitmap & pgsize != 0 && !wraps && a <= b {
+            return Ok((len, last));
         }
         Err(self
             .unmap_error(iova, pgsize, pgcount)

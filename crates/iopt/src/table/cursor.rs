@@ -232,7 +232,10 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> Cursor<'t, F, M, X> {
             // SAFETY: `i < end`, inside the table (the caller's guarantee).
             let raw = unsafe { PageTable::<F, M, X>::load_relaxed(self.table, i) };
             if raw & mask != value
-                && !matches!(self.pt.fmt.decode(self.level, raw), Pte::Leaf { run_lg2: 0, .. })
+                && !matches!(
+                    self.pt.fmt.decode(self.level, raw),
+                    Pte::Leaf { run_lg2: 0, .. }
+                )
             {
                 break;
             }

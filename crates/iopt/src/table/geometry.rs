@@ -34,6 +34,8 @@ pub(super) struct Geometry {
     pub(super) inner_lg2: [u32; 8],
     /// log2 of the entry count of a table at this level when it is the top.
     pub(super) top_lg2: [u32; 8],
+    /// `2^top_lg2 - 1`: the index mask of a top table at this level.
+    pub(super) top_mask: [usize; 8],
     /// `(level << 5 | run) + 1` for a page of `2^n` bytes, 0 if not supported.
     pub(super) leaf_by_lg2: [u8; 64],
     /// The aperture at the largest top.
@@ -47,8 +49,12 @@ pub(super) struct Geometry {
     pub(super) ap_bias: [u64; 8],
     /// See `ap_bias`.
     pub(super) ap_mask: [u64; 8],
-    /// The largest top level.
-    pub(super) max_top: u32,
+    /// `ap_bias` and `ap_mask` of the largest top, for the argument checks.
+    pub(super) max_bias: u64,
+    /// See `max_bias`.
+    pub(super) max_mask: u64,
+    /// The bits of a physical address above the output-address width.
+    pub(super) oa_over: u64,
 }
 
 pub(super) const LEVEL_MASK: usize = 7;
@@ -101,12 +107,15 @@ impl Geometry {
             item_lg2: [0; 8],
             inner_lg2: [0; 8],
             top_lg2: [0; 8],
+            top_mask: [0; 8],
             leaf_by_lg2: [0; 64],
             max_aperture: aperture_of(fmt, max_top),
             growable: fmt.max_levels() > levels,
             ap_bias: [0; 8],
             ap_mask: [u64::MAX; 8],
-            max_top,
+            max_bias: 0,
+            max_mask: 0,
+            oa_over: !mask_lg2(fmt.oa_bits()),
         };
         for level in 0..=max_top {
             let l = level as usize;
@@ -121,7 +130,10 @@ impl Geometry {
             geo.item_lg2[l] = fmt.item_lg2(level);
             geo.inner_lg2[l] = fmt.table_lg2(level);
             geo.top_lg2[l] = fmt.va_bits(level) - fmt.item_lg2(level);
+            geo.top_mask[l] = (1usize << geo.top_lg2[l]) - 1;
         }
+        geo.max_bias = geo.ap_bias[max_top as usize & 7];
+        geo.max_mask = geo.ap_mask[max_top as usize & 7];
         for lg2 in 0..64u32 {
             if pgsize_bitmap & (1 << lg2) == 0 {
                 continue;
@@ -229,12 +241,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         // After the bias the aperture is one window `0 .. 2^va`: the range lies in it
         // iff its end does and it did not wrap across the window's edge (which is where
         // a sign-extended range would cross the hole between the halves).
-        let t = self.geo.max_top as usize & 7;
         let (a, b) = (
-            iova.wrapping_add(self.geo.ap_bias[t]),
-            last.wrapping_add(self.geo.ap_bias[t]),
+            iova.wrapping_add(self.geo.max_bias),
+            last.wrapping_add(self.geo.max_bias),
         );
-        b & self.geo.ap_mask[t] == 0 && a <= b
+        b & self.geo.max_mask == 0 && a <= b
     }
 }
 

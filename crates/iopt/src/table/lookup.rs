@@ -181,7 +181,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         } else {
             self.geo.item_lg2[L as usize & 7]
         };
-        let idx = (iova >> item_lg2) as usize & ((1usize << entries_lg2) - 1);
+        let idx_mask = if L == TOP {
+            self.geo.top_mask[TOP as usize & 7]
+        } else {
+            (1usize << entries_lg2) - 1
+        };
+        let idx = (iova >> item_lg2) as usize & idx_mask;
         // SAFETY: idx is inside `table` (the caller's guarantee).
         let raw = unsafe { Self::load(table, idx) };
         let pte = self.fmt.decode(L, raw);

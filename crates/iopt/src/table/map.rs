@@ -69,16 +69,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ) -> (u64, Result<()>) {
         // Checked once ([`Self::check_map`]); the common case inline (one page, its tables
         // in place), the rest out of line, where nothing is checked or walked twice.
-        let args = match self.check_map(iova, paddr, pgsize, pgcount, prot) {
-            Ok(args) => args,
-            Err(e) => return (0, Err(e)),
-        };
         if pgcount == 1 {
+            // The check with the count a constant: no multiply, no length overflow.
+            let args = match self.check_map(iova, paddr, pgsize, 1, prot) {
+                Ok(args) => args,
+                Err(e) => return (0, Err(e)),
+            };
             // SAFETY: the caller's guarantees are passed on.
             if let Some(Ok(())) = unsafe { self.map_one(iova, paddr, args.level, args.run, prot) } {
                 return (args.len, Ok(()));
             }
+            // SAFETY: the caller's guarantees are passed on.
+            return unsafe { self.map_few(iova, paddr, pgsize, 1, prot, args) };
         }
+        let args = match self.check_map(iova, paddr, pgsize, pgcount, prot) {
+            Ok(args) => args,
+            Err(e) => return (0, Err(e)),
+        };
         // SAFETY: the caller's guarantees are passed on.
         unsafe { self.map_few(iova, paddr, pgsize, pgcount, prot, args) }
     }
@@ -243,8 +250,15 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 return None;
             }
         }
-        // SAFETY: `root` is the live top; the caller owns the range.
-        let cur = unsafe { self.descend(root, top, iova, leaf_level) };
+        // SAFETY: `root` is the live top; the caller owns the range. (The smallest pages
+        // get a descent whose end level is a constant.)
+        let cur = unsafe {
+            if leaf_level == 0 {
+                self.descend(root, top, iova, 0)
+            } else {
+                self.descend(root, top, iova, leaf_level)
+            }
+        };
         let (level, table, idx) = (cur.level, cur.table, cur.idx);
         if level != leaf_level {
             return match cur.pte {
@@ -272,6 +286,29 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Pte::Table { .. } => None,
             };
         }
+        // SAFETY: passed on.
+        unsafe { self.map_one_run(table, level, idx, iova, pa, run_lg2, prot) }
+    }
+
+    /// The run case of [`Self::map_one`] (out of line: it keeps the one-entry case's
+    /// registers free): entries `idx ..` of `table` at `level` get the run of `2^run_lg2`
+    /// entries mapping `pa` at `iova`. `None`: a leftover table is in the way.
+    ///
+    /// # Safety
+    /// As for [`Self::map_pages`]; `idx` is the run's first entry in the live `table`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    unsafe fn map_one_run(
+        &self,
+        table: NonNull<u8>,
+        level: u32,
+        idx: usize,
+        iova: u64,
+        pa: u64,
+        run_lg2: u32,
+        prot: Prot,
+    ) -> Option<Result<()>> {
+        let item_lg2 = self.item_lg2(level);
         let run = 1usize << run_lg2;
         for i in 0..run {
             // SAFETY: runs are aligned and never cross a table.

@@ -58,21 +58,25 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         pgcount: usize,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
-        // The common case inline, the rest out of line (keeps the caller's fast path
-        // free of the general path's register and stack needs).
-        // Checked once ([`Self::check_unmap`]); the common case inline, the rest out of
-        // line (keeps the caller's fast path free of the general path's register and
-        // stack needs).
-        let (len, last) = match self.check_unmap(iova, pgsize, pgcount) {
-            Ok(r) => r,
-            Err(e) => return (0, Err(e)),
-        };
+        // Checked once ([`Self::check_unmap`]); the common case inline (one page, the
+        // check with its count a constant), the rest out of line (keeps the caller's
+        // fast path free of the general path's register and stack needs).
         if pgcount == 1 {
+            let (len, last) = match self.check_unmap(iova, pgsize, 1) {
+                Ok(r) => r,
+                Err(e) => return (0, Err(e)),
+            };
             // SAFETY: the caller's guarantees are passed on.
             if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
                 return (n, Ok(()));
             }
+            // SAFETY: the caller's guarantees are passed on.
+            return unsafe { self.unmap_pages_general(iova, last, gather) };
         }
+        let last = match self.check_unmap(iova, pgsize, pgcount) {
+            Ok((_, last)) => last,
+            Err(e) => return (0, Err(e)),
+        };
         // SAFETY: the caller's guarantees are passed on.
         unsafe { self.unmap_pages_general(iova, last, gather) }
     }
