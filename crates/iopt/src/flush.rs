@@ -40,7 +40,9 @@ pub trait FlushOps: Send + Sync {
     fn flush_all(&self);
     /// Invalidate cached translations and cached table walks (intermediate entries) for
     /// `[iova, iova + size)`, where the removed entries were at least `granule` in size.
-    /// `size` may be `0` to mean the whole 2^64 space.
+    /// For a detached subtree, `granule` is the item size of the deepest table in it, so
+    /// an invalidation that steps by `granule` reaches the walks cached for every one of
+    /// its tables. `size` may be `0` to mean the whole 2^64 space.
     fn flush_walk(&self, iova: u64, size: u64, granule: u64);
     /// The table's top changed (dynamic-top formats only): the hardware must now be
     /// given `root_pa` with `levels` levels. Called before the new top is used, under

@@ -1048,23 +1048,41 @@ impl<'a, A: Api> Checker<'a, A> {
                 );
             }
             if live {
-                // Each clean of a live table starts and ends at an entry it changed;
-                // a raw operation's single clean spans exactly the changed entries (the
-                // safe map's per-piece cleans, a documented limitation, each span some).
-                for &(_, c, len, _) in cleans
+                // Each clean of a live table starts and ends at an entry it changed.
+                // A raw operation's last clean spans exactly the changed entries; the
+                // ones before it are break-before-make clears, each of the one entry
+                // that linked a replaced table (the safe map's per-piece cleans, a
+                // documented limitation, each span some).
+                let mine: Vec<(u64, u64)> = cleans
                     .iter()
                     .filter(|c| t.pa <= c.1 && c.1 < t.pa + t.bytes)
-                {
+                    .map(|&(_, c, len, _)| (c, len))
+                    .collect();
+                for (k, &(c, len)) in mine.iter().enumerate() {
                     assert!(
                         changed.contains(&c) && changed.contains(&(c + len - w)),
                         "{ctx}: clean {c:#x}+{len:#x} of table {:#x} is wider than its writes",
                         t.pa
                     );
-                    if A::RAW {
+                    if !A::RAW {
+                        continue;
+                    }
+                    if k + 1 == mine.len() {
                         assert_eq!(
                             (c, c + len),
                             (changed[0], changed[changed.len() - 1] + w),
                             "{ctx}: clean range of table {:#x}",
+                            t.pa
+                        );
+                    } else {
+                        assert!(
+                            len == w
+                                && t0
+                                    .tables
+                                    .iter()
+                                    .any(|d| d.parent_entry == Some(c) && freed.contains(&d.pa)),
+                            "{ctx}: clean {c:#x}+{len:#x} of table {:#x} before its last \
+                             is not the clear of a replaced table's link",
                             t.pa
                         );
                     }
@@ -1358,6 +1376,35 @@ fn protocol_config<F: Format + Clone>(label: &str, fmt: F) {
 
 common::config_tests!(protocol, protocol_config);
 
+/// Seeds that once failed, each with its configuration and workload length: a 16 GiB
+/// contiguous block over an empty two-table subtree (the walk flush's granule, and the
+/// break-before-make clean of the cleared link, on arm64-s2/4K/ias40); a safe map whose
+/// pieces each grew the dynamic top (two `top_changed` for one request, amdv1/1-to-4).
+const REGRESSIONS: &[(&str, u64, usize)] = &[
+    ("arm64-s2/4K/ias40", 0x435d_8964_2bb4_3cd1, 150),
+    ("amdv1/1-to-4", 0x3898_d190_f9eb_dacc, 150),
+];
+
+#[test]
+fn regression_seeds() {
+    let cfgs: Vec<_> = common::configs()
+        .into_iter()
+        .filter(|c| REGRESSIONS.iter().any(|r| r.0 == c.label))
+        .collect();
+    assert_eq!(
+        cfgs.len(),
+        REGRESSIONS.len(),
+        "a regression's label left the catalogue"
+    );
+    common::for_each_config!(cfgs, |label, f| {
+        for &(l, seed, ops) in REGRESSIONS {
+            if l == label {
+                protocol(label, f, seed, ops);
+            }
+        }
+    });
+}
+
 /// A label above that the catalogue no longer has would silently lose its workload.
 #[test]
 fn full_ops_labels_are_in_the_catalogue() {
@@ -1478,10 +1525,43 @@ fn leftover_table_replaced_break_before_make() {
     assert_eq!(arena.stats().pages, 3);
 }
 
+/// Raw API: an empty subtree two tables deep (a level-1 table linking an emptied leaf
+/// table) replaced by a 1 GiB block: the walk flush names the leaf table's 4 KiB granule,
+/// the smallest item of any table it frees, not the 2 MiB items of the table the block's
+/// entry linked (a walk-cache invalidation stepping by 2 MiB would skip the leaf table's
+/// walks). Found by a seeded run of arm64-s2/4K/ias40 (a 16 GiB contiguous block over a
+/// leftover 64 KiB mapping's tables).
+#[test]
+fn nested_leftover_subtree_flushed_at_its_smallest_granule() {
+    let arena = ArenaMemory::new(ARENA_BASE, ARENA_BYTES);
+    let log = Log::default();
+    let pt = raw_table(arm(Stage::S1, Granule::K4, 48, 48), &arena, &log, true);
+    let mut g = Gather::new();
+    // SAFETY: single-threaded; no hardware walks the table.
+    unsafe {
+        assert_eq!(pt.map_pages(G1 + M2, 0x100_0000, K4, 1, RW), (K4, Ok(())));
+        assert_eq!(pt.unmap_pages(G1 + M2, K4, 1, &mut g), (K4, Ok(())));
+    }
+    pt.sync(&mut g);
+    let tree = walk(pt.format(), &pt.info(), &arena.image());
+    let leaf_table = tree.tables.iter().find(|t| t.level == 0).unwrap().pa;
+    let mid_table = tree.tables.iter().find(|t| t.level == 1).unwrap().pa;
+    let from = log.begin();
+    // SAFETY: as above.
+    let got = unsafe { pt.map_pages(G1, 0x4000_0000, G1, 1, RW) };
+    assert_eq!(got, (G1, Ok(())));
+    assert_eq!(
+        plain(&log.since(from)),
+        [E::Walk(G1, G1, K4), E::Free(leaf_table), E::Free(mid_table)],
+        "one flush of the block's span at the leaf tables' granule, then both frees"
+    );
+}
+
 /// AMD v1 from one level: a 1 GiB page at 0 needs a top at level 2. The two new levels
 /// are allocated and announced first; the chain (a level-1 table holding the empty old
-/// root) is then replaced by the leaf: one flush of [0, 1 GiB) at the 2 MiB granule, then
-/// the old root and the chain table are freed.
+/// root) is then replaced by the leaf: one flush of [0, 1 GiB) at the old root's 4 KiB
+/// granule (the smallest item of the tables it frees), then the old root and the chain
+/// table are freed.
 fn growth_replaces_old_root(safe: bool) {
     let fmt = AmdV1::new(AmdV1Config {
         levels: 1,
@@ -1524,7 +1604,7 @@ fn growth_replaces_old_root(safe: bool) {
             E::Alloc(p),
             E::Alloc(q),
             E::Top(r, 3),
-            E::Walk(0, G1, M2),
+            E::Walk(0, G1, K4),
             E::Free(f1),
             E::Free(f2),
         ] if *r == root

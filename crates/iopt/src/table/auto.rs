@@ -124,9 +124,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             }
             None => own.insert(self.reserve_counts(&plan.counts)?),
         };
+        // A dynamic top that must grow grows once: the piece reaching highest goes
+        // first, so the hardware hears of one new top for the whole request.
+        let (_, top) = self.top();
+        let first = (iova + (len - 1) > self.aperture(top).last)
+            .then(|| pieces.last())
+            .flatten();
+        let order = first
+            .into_iter()
+            .chain(pieces.filter(move |&piece| Some(piece) != first));
         let mut done = 0u64;
         let mut result = Ok(());
-        for (v, p, size, n) in pieces {
+        for (v, p, size, n) in order {
             // SAFETY: the caller holds the range, which was found free.
             let (mapped, r) =
                 unsafe { self.map_pages_reserved(v, p, size, n as usize, prot, pool) };
@@ -138,10 +147,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         if result.is_err() && done != 0 {
             // Not expected (the range was free and the pages are in hand): take back
-            // what this call mapped, so the translations are as before.
+            // what this call mapped, so the translations are as before. The range was
+            // free, so everything in it is this call's, in whatever order it was mapped.
             let mut g = Gather::new();
-            // SAFETY: the caller holds the range; these are the pages this call mapped.
-            let _ = unsafe { self.unmap_inner(iova, iova + (done - 1), true, false, &mut g) };
+            // SAFETY: the caller holds the range; all it maps is this call's.
+            let _ = unsafe { self.unmap_inner(iova, iova + (len - 1), true, false, &mut g) };
             self.sync(&mut g);
         }
         if let Some(own) = own {

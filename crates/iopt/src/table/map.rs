@@ -483,22 +483,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                             // flush, or it could walk the freed table afterwards.
                             let mut cleared = CleanSpan::default();
                             cleared.add(idx + i, 1);
+                            let child = self.mem.phys_to_virt(pa);
+                            let child_lg2 = self.inner_lg2(level - 1);
                             // SAFETY: the caller owns the slot's range; the subtree holds
-                            // no leaf; after the walk flush nothing references it.
+                            // no leaf; after the walk flush nothing references it. The
+                            // flush's granule is the smallest item of any table in the
+                            // subtree (the walk caches may hold entries of each).
                             unsafe {
+                                let lowest = self.lowest_table_level(level - 1, child, child_lg2);
                                 Self::store(table, idx + i, 0);
                                 self.clean_span(table, &cleared);
                                 self.ops.flush_walk(
                                     slot,
                                     1 << item_lg2,
-                                    1 << self.item_lg2(level - 1),
+                                    1 << self.item_lg2(lowest),
                                 );
-                                self.free_tree(
-                                    level - 1,
-                                    self.mem.phys_to_virt(pa),
-                                    self.inner_lg2(level - 1),
-                                    None,
-                                );
+                                self.free_tree(level - 1, child, child_lg2, None);
                             }
                         }
                     }

@@ -48,6 +48,35 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         unsafe { self.first_leaf(Cursor::whole(self, level, table, entries_lg2, base)) }
     }
 
+    /// The lowest level of a table in the subtree of `table` (at `level`, `2^entries_lg2`
+    /// entries): `level` itself when it links no table. A walk flush for a detached
+    /// subtree names the item size of that level as its granule, since the walk caches
+    /// may hold entries of every table in it.
+    ///
+    /// # Safety
+    /// `table` is a live or private table at `level`.
+    pub(super) unsafe fn lowest_table_level(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+    ) -> u32 {
+        let mut lowest = level;
+        if level > 0 {
+            let mut cur = Cursor::whole(self, level, table, entries_lg2, 0);
+            while !cur.done() && lowest > 0 {
+                // SAFETY: the caller's guarantee covers the table.
+                unsafe { cur.load() };
+                if let Some((l, child, lg2)) = cur.child_table() {
+                    // SAFETY: linked tables below a live one are live.
+                    lowest = lowest.min(unsafe { self.lowest_table_level(l, child, lg2) });
+                }
+                cur.next();
+            }
+        }
+        lowest
+    }
+
     /// True if no entry of `table` (at `level`, `2^entries_lg2` entries) is valid.
     ///
     /// # Safety

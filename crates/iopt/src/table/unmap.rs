@@ -435,13 +435,14 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     // tables are freed only after the gather's flush.
                     unsafe { Self::store(cur.table, cur.idx, 0) };
                     span.add(cur.idx, 1);
-                    // SAFETY: as above: the subtree is unlinked now.
+                    // SAFETY: as above: the subtree is unlinked now, and no one else
+                    // walks it. The granule is the smallest item of any table in it.
+                    let lowest = unsafe {
+                        self.lowest_table_level(level - 1, child, self.inner_lg2(level - 1))
+                    };
+                    // SAFETY: as above.
                     n += unsafe { self.gather_tree(level - 1, child, gather) };
-                    gather.add_range(
-                        cur.item_base(),
-                        cur.item_size(),
-                        1 << self.item_lg2(level - 1),
-                    );
+                    gather.add_range(cur.item_base(), cur.item_size(), 1 << self.item_lg2(lowest));
                 } else if level > 1 {
                     // SAFETY: as above.
                     n += unsafe { self.compact_level(cur.child(), gather) };
