@@ -111,6 +111,19 @@ pub enum Error {
         /// Its size in bytes.
         size: u64,
     },
+    /// The edit replaces a live entry in a way this format's hardware only allows with
+    /// break-before-make (a cut where the spec gives no hitless replacement, a change of
+    /// memory type on ARM): nothing was changed. Opt in with [`crate::Bbm::Allow`] to
+    /// have the entry invalidated and flushed first.
+    #[error(
+        "changing the {size:#x}-byte mapping at {base:#x} needs break-before-make on this format"
+    )]
+    NeedsBreakBeforeMake {
+        /// Base IOVA of the mapping.
+        base: u64,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// Nothing is mapped in the range.
     #[error("nothing is mapped at iova {0:#x}")]
     NotMapped(u64),

@@ -170,6 +170,25 @@ pub trait Format: Sized + Send + Sync {
     /// top is at `top_level`.
     fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords;
 
+    /// True if the hardware accepts replacing a live leaf (a large page, or a run of
+    /// entries) by an equivalent set of smaller ones (a new table, or entries without the
+    /// run) without break-before-make: while the replacement happens, a walk finds either
+    /// translation, both the same. Per format from its specification; default false.
+    /// [`PageTable::cut`](crate::PageTable::cut) refuses a cut where this is false unless
+    /// the caller opts into break-before-make.
+    #[inline]
+    fn cut_hitless(&self) -> bool {
+        false
+    }
+    /// True if changing a live leaf's permissions from `old` to `new` in place is not
+    /// allowed by the hardware (ARM: a change of memory type, which the architecture only
+    /// allows with break-before-make). Default false: permission and attribute changes
+    /// are made in place and invalidated afterwards.
+    #[inline]
+    fn prot_needs_bbm(&self, _old: Prot, _new: Prot) -> bool {
+        false
+    }
+
     /// True if this configuration has hardware dirty tracking: the IOMMU records writes
     /// in leaves, and [`Format::leaf_dirty`] / [`Format::leaf_clean`] read and reset that
     /// record. Default: no dirty tracking.
@@ -182,6 +201,13 @@ pub trait Format: Sized + Send + Sync {
     #[inline]
     fn leaf_dirty(&self, _level: u32, _pte: u64) -> bool {
         false
+    }
+    /// The leaf `pte` at `level` with its dirty record set, as the hardware sets it on a
+    /// write (the mapping and its permissions unchanged). Only asked when
+    /// [`Format::tracks_dirty`] is true; default: `pte` unchanged.
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        pte
     }
     /// The leaf `pte` at `level` with its dirty record reset (the mapping and its
     /// permissions unchanged). Only asked when [`Format::tracks_dirty`] is true.

@@ -9,7 +9,9 @@ use crate::flush::FlushOps;
 use crate::format::Format;
 use crate::gather::Gather;
 use crate::mem::{MemStats, TableMemory};
-use crate::table::{DirtyFlags, Info, Options, PageTable, Translation};
+use crate::table::{
+    Bbm, Cut, DirtyFlags, Info, Options, PageTable, Protected, Translation, UnmapMode,
+};
 use crate::{Prot, Reservation, Result};
 
 /// What an unmap removed. The hardware may still use the old translations until the
@@ -355,6 +357,141 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         // SAFETY: as above.
         unsafe { self.raw.shrink_top(gather) };
         Ok(Unmapped { bytes })
+    }
+
+    /// [`Table::unmap`] with a choice for ranges whose ends fall inside a large page or
+    /// run: [`UnmapMode::Exact`] refuses them (as `unmap`), [`UnmapMode::Cut`] cuts the
+    /// table at both ends first ([`PageTable::cut`]), so any range aligned to the
+    /// smallest page can be unmapped. All or nothing: the cuts are checked and their
+    /// tables taken before anything changes; errors add
+    /// [`Error::NeedsBreakBeforeMake`](crate::Error::NeedsBreakBeforeMake) and
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) to those of `unmap`.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, Gather, NoFlush, Prot, Table, UnmapMode};
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x20_0000, 0x8020_0000, 0x20_0000, Prot::READ)?; // one 2 MiB page
+    /// let mut g = Gather::new();
+    /// // A 4K hole in the middle of it.
+    /// let gone = t.unmap_with(0x20_3000, 0x1000, UnmapMode::Cut(Bbm::Refuse), &mut g)?;
+    /// t.sync(&mut g);
+    /// assert_eq!(gone.bytes(), 0x1000);
+    /// assert_eq!(t.translate(0x20_3000), None);
+    /// assert_eq!(t.translate(0x20_4000).unwrap().pa, 0x8020_4000);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn unmap_with(
+        &mut self,
+        iova: u64,
+        len: u64,
+        mode: UnmapMode,
+        gather: &mut Gather,
+    ) -> Result<Unmapped> {
+        let bytes = match mode {
+            UnmapMode::Exact => return self.unmap(iova, len, gather),
+            UnmapMode::Cut(bbm) => {
+                // SAFETY: `&mut self` owns the whole table.
+                unsafe { self.raw.unmap_cutting(iova, len, bbm, true, None, gather) }?
+            }
+        };
+        // SAFETY: as above.
+        unsafe { self.raw.shrink_top(gather) };
+        Ok(Unmapped { bytes })
+    }
+
+    /// Cuts the table at `iova` so that no large page or run crosses it, every
+    /// translation unchanged: see [`PageTable::cut`] (the replaced mapping, or `None`
+    /// when nothing crossed `iova`; errors; break-before-make).
+    ///
+    /// ```
+    /// use iopt::fmt::riscv::{Riscv, RiscvConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, NoFlush, Prot, Table};
+    /// let mut t = Table::new(Riscv::new(RiscvConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0x4000_0000, 0x8000_0000, 0x4000_0000, Prot::READ)?; // one 1 GiB page
+    /// let cut = t.cut(0x4010_0000, Bbm::Refuse)?.unwrap();
+    /// assert_eq!((cut.base, cut.size, cut.bbm), (0x4000_0000, 0x4000_0000, false));
+    /// assert_eq!(t.translate(0x400f_f000).unwrap().size, 0x20_0000);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn cut(&mut self, iova: u64, bbm: Bbm) -> Result<Option<Cut>> {
+        // SAFETY: `&mut self` owns the whole table.
+        unsafe { self.raw.cut(iova, bbm) }
+    }
+
+    /// [`Table::cut`] with its tables from `reservation` (see
+    /// [`PageTable::cut_reserved`] and [`Table::reserve_cuts`]).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, NoFlush, Prot, Table};
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x20_0000, Prot::READ)?;
+    /// let mut r = t.reserve_cuts(&[0x1000])?;
+    /// t.cut_reserved(0x1000, Bbm::Refuse, &mut r)?;
+    /// t.release(r);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn cut_reserved(
+        &mut self,
+        iova: u64,
+        bbm: Bbm,
+        reservation: &mut Reservation,
+    ) -> Result<Option<Cut>> {
+        // SAFETY: `&mut self` owns the whole table.
+        unsafe { self.raw.cut_reserved(iova, bbm, reservation) }
+    }
+
+    /// A reservation of exactly the table pages cuts at `cuts` need in the table as it
+    /// is ([`PageTable::cut_tables`]).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Prot, Table};
+    /// let mut t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x4000_0000, Prot::READ)?; // 1 GiB
+    /// assert_eq!(t.reserve_cuts(&[0x1000]).map(|r| { let n = r.pages(); t.release(r); n })?, 2);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn reserve_cuts(&self, cuts: &[u64]) -> Result<Reservation> {
+        // SAFETY: `&self` of the single owner: no edit runs meanwhile.
+        unsafe { self.raw.reserve_cuts(cuts) }
+    }
+
+    /// Gives every mapping in `[iova, iova + len)` the permissions `prot` in place:
+    /// see [`PageTable::protect`] (holes skipped and counted, large pages kept whole,
+    /// break-before-make only by opt-in). The rewritten ranges go into `gather` for
+    /// [`Table::sync`].
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, Error, Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x20_0000, Prot::READ | Prot::WRITE | Prot::CACHE)?;
+    /// let mut g = Gather::new();
+    /// let done = t.protect(0, 0x20_0000, Prot::READ | Prot::CACHE, Bbm::Refuse, &mut g)?;
+    /// assert_eq!(done.changed, 0x20_0000);
+    /// // A change of memory type needs break-before-make on ARM.
+    /// let r = t.protect(0, 0x20_0000, Prot::READ, Bbm::Refuse, &mut g);
+    /// assert_eq!(r, Err(Error::NeedsBreakBeforeMake { base: 0, size: 0x20_0000 }));
+    /// t.sync(&mut g);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn protect(
+        &mut self,
+        iova: u64,
+        len: u64,
+        prot: Prot,
+        bbm: Bbm,
+        gather: &mut Gather,
+    ) -> Result<Protected> {
+        // SAFETY: `&mut self` owns the whole table.
+        unsafe { self.raw.protect(iova, len, prot, bbm, gather) }
     }
 
     /// Reports every mapping in `[iova, iova + len)` that the hardware wrote through

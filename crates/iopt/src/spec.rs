@@ -83,10 +83,11 @@ enum Opt {
     Svnapot,
     Svpbmt,
     DirtyTracking,
+    Bbml,
 }
 
 /// Number of [`Opt`] variants.
-const OPT_COUNT: usize = 20;
+const OPT_COUNT: usize = 21;
 
 /// What an option's value looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,13 +129,14 @@ impl Opt {
             Opt::Svnapot => "svnapot",
             Opt::Svpbmt => "svpbmt",
             Opt::DirtyTracking => "dirty-tracking",
+            Opt::Bbml => "bbml",
         }
     }
 
     const fn kind(self) -> Kind {
         match self {
             Opt::Granule => Kind::Granule,
-            Opt::Ias | Opt::Oas | Opt::Levels | Opt::MaxLevels => Kind::Number,
+            Opt::Ias | Opt::Oas | Opt::Levels | Opt::MaxLevels | Opt::Bbml => Kind::Number,
             Opt::Version => Kind::Version,
             Opt::Regs => Kind::Regs,
             Opt::SmeCBit => Kind::BitOrNone,
@@ -307,6 +309,12 @@ const ARM64_OPTIONS: &[OptionInfo] = &[
         "on",
         "the IOMMU's table walks snoop the CPU caches",
     ),
+    OptionInfo::new(
+        Opt::Bbml,
+        "0, 1 or 2",
+        "0",
+        "break-before-make level (SMMU_IDR3.BBML / FEAT_BBM): 2 makes cuts hitless",
+    ),
 ];
 
 const ARM32_OPTIONS: &[OptionInfo] = &[
@@ -334,6 +342,12 @@ const ARM32_OPTIONS: &[OptionInfo] = &[
         ON_OFF,
         "on",
         "the IOMMU's table walks snoop the CPU caches",
+    ),
+    OptionInfo::new(
+        Opt::Bbml,
+        "0, 1 or 2",
+        "0",
+        "break-before-make level (SMMU_IDR3.BBML / FEAT_BBM): 2 makes cuts hitless",
     ),
 ];
 
@@ -735,6 +749,12 @@ pub enum FormatSpec {
     Riscv(RiscvConfig),
 }
 
+/// The `bbml` option (a value that does not fit a `u8` stays out of range, so the
+/// format's constructor names the limit).
+fn bbml(g: &Given, default: u8) -> u8 {
+    u8::try_from(g.num(Opt::Bbml, u32::from(default))).unwrap_or(u8::MAX)
+}
+
 /// The spec of family `fam` with the options in `g` (the rest at their defaults).
 fn resolve(fam: Fam, g: &Given) -> FormatSpec {
     match fam {
@@ -753,6 +773,7 @@ fn resolve(fam: Fam, g: &Given) -> FormatSpec {
                 coherent_walk: g.flag(Opt::CoherentWalk, d.coherent_walk),
                 ttbr1: g.flag(Opt::Ttbr1, d.ttbr1),
                 ns: g.flag(Opt::Ns, d.ns),
+                bbm_level: bbml(g, d.bbm_level),
             })
         }
         Fam::Arm32S1 | Fam::Arm32S2 => {
@@ -768,6 +789,7 @@ fn resolve(fam: Fam, g: &Given) -> FormatSpec {
                 contiguous: g.flag(Opt::Contig, d.contiguous),
                 coherent_walk: g.flag(Opt::CoherentWalk, d.coherent_walk),
                 ns: g.flag(Opt::Ns, d.ns),
+                bbm_level: bbml(g, d.bbm_level),
             })
         }
         Fam::Mali => {
@@ -936,6 +958,7 @@ impl FormatSpec {
                 put(Opt::Ns, Bool(c.ns));
                 put(Opt::Contig, Bool(c.contiguous));
                 put(Opt::CoherentWalk, Bool(c.coherent_walk));
+                put(Opt::Bbml, Num(u32::from(c.bbm_level)));
             }
             FormatSpec::Arm32(c) => {
                 put(Opt::Ias, Num(c.ias));
@@ -943,6 +966,7 @@ impl FormatSpec {
                 put(Opt::Ns, Bool(c.ns));
                 put(Opt::Contig, Bool(c.contiguous));
                 put(Opt::CoherentWalk, Bool(c.coherent_walk));
+                put(Opt::Bbml, Num(u32::from(c.bbm_level)));
             }
             FormatSpec::Mali(c) => {
                 put(Opt::Oas, Num(c.oas));
@@ -1614,6 +1638,7 @@ impl fmt::Display for Description {
                     coherent_walk: c.coherent_walk,
                     ttbr1: false,
                     ns: c.ns,
+                    bbm_level: c.bbm_level,
                 };
                 arm_words(f, &arm, built.levels(), true)
             }
@@ -1794,6 +1819,8 @@ static CATALOGUE: &[CatalogueEntry] = &[
     E::new("arm64-s1/64K/ias42", "arm64-s1:granule=64k,ias=42,oas=44"),
     E::new("arm64-s1/4K/ttbr1", "arm64-s1:ttbr1"),
     E::new("arm64-s1/4K/ias39/ttbr1", "arm64-s1:ias=39,ttbr1"),
+    E::new("arm64-s1/4K/bbml2", "arm64-s1:bbml=2"),
+    E::new("arm64-s1/16K/bbml2", "arm64-s1:granule=16k,bbml=2"),
     E::new(
         "arm64-s1/64K/ias42/ttbr1",
         "arm64-s1:granule=64k,ias=42,ttbr1",
@@ -1801,6 +1828,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     // ARM64 stage 2: concatenated top tables (2, 8 and 16), start levels, ias above oas.
     E::demo("arm64-s2/4K/ias40", "arm64-s2:ias=40"),
     E::new("arm64-s2/4K", "arm64-s2"),
+    E::new("arm64-s2/4K/bbml2", "arm64-s2:bbml=2"),
     E::new("arm64-s2/4K/ias32", "arm64-s2:ias=32,oas=40"),
     E::new("arm64-s2/4K/ias40/no-contig", "arm64-s2:ias=40,no-contig"),
     E::new("arm64-s2/4K/ias42/oas42", "arm64-s2:ias=42,oas=42"),
@@ -1833,6 +1861,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     E::new("arm32-s1/ias30/oas32", "arm32-s1:ias=30,oas=32"),
     E::new("arm32-s1/ias30/oas36", "arm32-s1:ias=30,oas=36"),
     E::new("arm32-s1/ns/incoherent", "arm32-s1:ns,no-coherent-walk"),
+    E::new("arm32-s1/bbml2", "arm32-s1:bbml=2"),
     E::demo("arm32-s2/ias40", "arm32-s2:ias=40"),
     E::new(
         "arm32-s2/ias39/no-contig",
@@ -1927,6 +1956,6 @@ mod tests {
             );
             assert_eq!(family.default_spec().fam(), family.fam, "{}", family.name);
         }
-        assert_eq!(Opt::DirtyTracking as usize + 1, OPT_COUNT);
+        assert_eq!(Opt::Bbml as usize + 1, OPT_COUNT);
     }
 }

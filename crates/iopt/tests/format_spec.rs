@@ -138,6 +138,7 @@ fn every_option_combination_round_trips() {
             "version" => &["1", "2"],
             "regs" => &["t8020", "t8110"],
             "sme-c-bit" => &["none", "51"],
+            "bbml" => &["0", "2", "3"],
             other => panic!("no candidate values for option {other}"),
         }
     }
@@ -214,6 +215,7 @@ fn constructed_specs_round_trip() {
             coherent_walk: false,
             ttbr1: false,
             ns: false,
+            bbm_level: 2,
         }),
         FormatSpec::AmdV1(AmdV1Config {
             levels: 2,
@@ -243,7 +245,7 @@ fn constructed_specs_round_trip() {
     }
     assert_eq!(
         specs[0].to_string(),
-        "arm64-s2:granule=16k,ias=42,oas=44,no-contig,no-coherent-walk"
+        "arm64-s2:granule=16k,ias=42,oas=44,no-contig,no-coherent-walk,bbml=2"
     );
     assert_eq!(specs[2].to_string(), "dart:ias=36,regs=t8110");
 }

@@ -97,6 +97,9 @@ pub struct Arm32LpaeConfig {
     pub coherent_walk: bool,
     /// Stage 1 only: set NS in leaves and NSTable in table entries.
     pub ns: bool,
+    /// The break-before-make level of the SMMU (SMMU_IDR3.BBML) or CPU (FEAT_BBM): see
+    /// [`ArmLpaeConfig::bbm_level`](crate::fmt::arm_lpae::ArmLpaeConfig::bbm_level).
+    pub bbm_level: u8,
 }
 
 impl Default for Arm32LpaeConfig {
@@ -110,6 +113,7 @@ impl Default for Arm32LpaeConfig {
             contiguous: true,
             coherent_walk: true,
             ns: false,
+            bbm_level: 0,
         }
     }
 }
@@ -148,6 +152,7 @@ impl Arm32Lpae {
             coherent_walk: cfg.coherent_walk,
             ttbr1: false,
             ns: cfg.ns,
+            bbm_level: cfg.bbm_level,
         })
     }
 

@@ -159,6 +159,13 @@ pub struct ArmLpaeConfig {
     /// Stage 1 only: set NS in leaves and NSTable in table entries (Linux's
     /// `IO_PGTABLE_QUIRK_ARM_NS`).
     pub ns: bool,
+    /// The break-before-make level the hardware supports: the SMMU's SMMU_IDR3.BBML, or
+    /// the CPU's FEAT_BBM level (0, 1 or 2). At level 2 a live block or contiguous run
+    /// may be replaced by an equivalent table or smaller entries without invalidating
+    /// it first (no TLB conflict aborts), so [`PageTable::cut`](crate::PageTable::cut)
+    /// is hitless; below it a cut needs break-before-make (level 1 would allow a change
+    /// of block size only through the nT bit two-step, which this library does not do).
+    pub bbm_level: u8,
 }
 
 impl Default for ArmLpaeConfig {
@@ -174,6 +181,7 @@ impl Default for ArmLpaeConfig {
             coherent_walk: true,
             ttbr1: false,
             ns: false,
+            bbm_level: 0,
         }
     }
 }
@@ -428,6 +436,11 @@ impl<F: Flavour> Lpae<F> {
         }
         if cfg.stage == Stage::S2 && cfg.ns {
             return Err(Error::BadConfig("ns is a stage 1 option"));
+        }
+        if cfg.bbm_level > 2 {
+            return Err(Error::BadConfig(
+                "bbm_level must be 0, 1 or 2 (SMMU_IDR3.BBML)",
+            ));
         }
 
         let pg_shift = cfg.granule.lg2();
@@ -827,6 +840,22 @@ impl<F: Flavour> Format for Lpae<F> {
     #[inline]
     fn leaf_prot(&self, _level: u32, pte: u64) -> Prot {
         F::leaf_prot(self, pte)
+    }
+
+    /// Hitless only at break-before-make level 2 ([`ArmLpaeConfig::bbm_level`]): below
+    /// it the Arm ARM requires a live block or contiguous run to be invalidated (and the
+    /// TLB flushed) before a table or entries of another size replace it.
+    #[inline]
+    fn cut_hitless(&self) -> bool {
+        self.cfg.bbm_level >= 2
+    }
+
+    /// A change of memory type (cacheable, device: the AttrIndx / MemAttr of the leaf)
+    /// needs break-before-make (Arm ARM, "changing memory attributes"); permissions
+    /// (AP, S2AP, XN, PXN) change in place.
+    #[inline]
+    fn prot_needs_bbm(&self, old: Prot, new: Prot) -> bool {
+        (old ^ new).intersects(Prot::CACHE.union(Prot::MMIO))
     }
 
     #[inline]

@@ -375,6 +375,14 @@ impl Format for ArmV7s {
         }
     }
 
+    /// A change of memory type (TEX/C/B) needs break-before-make, as on every ARM
+    /// translation regime; permissions (AP, XN) change in place. Cuts are never hitless:
+    /// the short-descriptor format predates FEAT_BBM.
+    #[inline]
+    fn prot_needs_bbm(&self, old: Prot, new: Prot) -> bool {
+        (old ^ new).intersects(Prot::CACHE.union(Prot::MMIO))
+    }
+
     #[inline]
     fn make_table(&self, level: u32, table_pa: u64) -> u64 {
         debug_assert_eq!(level, 1, "only the first level holds table descriptors");

@@ -173,6 +173,8 @@ impl MaliLpae {
             coherent_walk: cfg.coherent_walk,
             ttbr1: false,
             ns: false,
+            // Mali documents no break-before-make level: cuts need break-before-make.
+            bbm_level: 0,
         })
     }
 }

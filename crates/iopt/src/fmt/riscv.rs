@@ -328,6 +328,22 @@ impl Format for Riscv {
         prot
     }
 
+    /// Hitless: the RISC-V IOMMU specification's software guidelines allow a page size
+    /// promotion or demotion without first clearing V and invalidating, provided the old
+    /// and new PTEs have identical permissions and memory type and translate every IOVA
+    /// alike (the privileged spec's Svnapot rules allow the same for NAPOT runs).
+    #[inline]
+    fn cut_hitless(&self) -> bool {
+        true
+    }
+
+    /// A change of the Svpbmt memory type in place is implementation defined (the IOMMU
+    /// guidelines allow only a size change without clearing V): break-before-make.
+    #[inline]
+    fn prot_needs_bbm(&self, old: Prot, new: Prot) -> bool {
+        self.svpbmt && (old ^ new).intersects(Prot::CACHE.union(Prot::MMIO))
+    }
+
     #[inline]
     fn make_table(&self, _level: u32, table_pa: u64) -> u64 {
         V | Self::ppn_of(table_pa)

@@ -216,6 +216,15 @@ impl Format for X86_64 {
         prot
     }
 
+    /// Hitless: the SDM (Vol. 3A, 4.10.2.3 and 4.10.4) lets the TLBs hold a large-page
+    /// and a 4K translation of the same address at once, and a replacement that keeps
+    /// the output address and attributes gives the same answer from either; the IOMMUs
+    /// walking this format (VT-d first stage, AMD v2) follow the same paging rules.
+    #[inline]
+    fn cut_hitless(&self) -> bool {
+        true
+    }
+
     #[inline]
     fn make_table(&self, _level: u32, table_pa: u64) -> u64 {
         P | RW | US | A | (table_pa & ADDR_MASK) | self.c_bit

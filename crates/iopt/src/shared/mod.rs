@@ -15,7 +15,9 @@ use crate::flush::FlushOps;
 use crate::format::Format;
 use crate::gather::Gather;
 use crate::mem::{MemStats, TableMemory};
-use crate::table::{Aperture, DirtyFlags, Info, Options, PageTable, Translation};
+use crate::table::{
+    Aperture, Bbm, Cut, DirtyFlags, Info, Options, PageTable, Protected, Translation, UnmapMode,
+};
 use crate::{Error, Prot, Reservation, Result, Table};
 
 mod range_lock;
@@ -764,6 +766,114 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
         // SAFETY: `&mut self` on the exclusive guard holds the range. No reclaiming of
         // partly covered tables: other guards may be working in the rest of them.
         unsafe { self.hold.table.raw.unmap_exact(iova, len, false, gather) }
+    }
+
+    /// [`Self::unmap`] with a choice for ranges whose ends fall inside a large page or
+    /// run ([`UnmapMode`]); with [`UnmapMode::Cut`] the table is cut at both ends first.
+    /// A cut may only replace a mapping that lies wholly inside the guard:
+    /// [`Error::OutsideGuard`] otherwise. All or nothing, as [`Table::unmap_with`].
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, Gather, NoFlush, Prot, SharedTable, UnmapMode};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x40_0000)?;
+    /// g.map(0, 0x8000_0000, 0x20_0000, Prot::READ)?; // one 2 MiB page
+    /// let mut gather = Gather::new();
+    /// assert_eq!(g.unmap_with(0x1000, 0x1000, UnmapMode::Cut(Bbm::Refuse), &mut gather)?, 0x1000);
+    /// t.sync(&mut gather);
+    /// assert_eq!(g.translate(0x2000)?.map(|t| t.pa), Some(0x8000_2000));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `gather` holds work of another table.
+    pub fn unmap_with(
+        &mut self,
+        iova: u64,
+        len: u64,
+        mode: UnmapMode,
+        gather: &mut Gather,
+    ) -> Result<u64> {
+        match mode {
+            UnmapMode::Exact => self.unmap(iova, len, gather),
+            UnmapMode::Cut(bbm) => {
+                let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
+                self.hold.inside(iova, last)?;
+                let bound = Some((self.hold.first, self.hold.last));
+                // SAFETY: `&mut self` on the exclusive guard holds the range, and the
+                // cuts only replace mappings inside it (checked through `bound`).
+                unsafe {
+                    self.hold
+                        .table
+                        .raw
+                        .unmap_cutting(iova, len, bbm, false, bound, gather)
+                }
+            }
+        }
+    }
+
+    /// Cuts the table at `iova` (inside the guard), as [`PageTable::cut`]; the mapping
+    /// it replaces must lie wholly inside the guard ([`Error::OutsideGuard`] otherwise,
+    /// nothing changed).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, Error, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x40_0000)?;
+    /// g.map(0, 0x8000_0000, 0x20_0000, Prot::READ)?;
+    /// g.map(0x20_0000, 0x8020_0000, 0x20_0000, Prot::READ)?;
+    /// assert!(g.cut(0x1000, Bbm::Refuse)?.is_some());
+    /// drop(g);
+    /// // A guard over part of the second 2 MiB page may not replace it.
+    /// let mut small = t.lock(0x20_0000, 0x10_0000)?;
+    /// let r = small.cut(0x20_1000, Bbm::Refuse);
+    /// assert_eq!(r, Err(Error::OutsideGuard { iova: 0x20_0000, last: 0x3f_ffff }));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn cut(&mut self, iova: u64, bbm: Bbm) -> Result<Option<Cut>> {
+        self.hold.inside(iova, iova)?;
+        let bound = Some((self.hold.first, self.hold.last));
+        // SAFETY: `&mut self` on the exclusive guard; the cut only replaces a mapping
+        // inside the guard (checked through `bound`).
+        unsafe { self.hold.table.raw.cut_inner(iova, bbm, None, bound) }
+    }
+
+    /// Gives every mapping in `[iova, iova + len)` (inside the guard) the permissions
+    /// `prot`, as [`PageTable::protect`]: large pages stay whole, so none reaching
+    /// outside the range (and so the guard) is touched.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Bbm, Gather, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x4000)?;
+    /// g.map(0, 0x8000_0000, 0x4000, Prot::READ | Prot::WRITE)?;
+    /// let mut gather = Gather::new();
+    /// assert_eq!(g.protect(0, 0x4000, Prot::READ, Bbm::Refuse, &mut gather)?.changed, 0x4000);
+    /// t.sync(&mut gather);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `gather` holds work of another table.
+    pub fn protect(
+        &mut self,
+        iova: u64,
+        len: u64,
+        prot: Prot,
+        bbm: Bbm,
+        gather: &mut Gather,
+    ) -> Result<Protected> {
+        let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
+        self.hold.inside(iova, last)?;
+        // SAFETY: `&mut self` on the exclusive guard holds the range; protect refuses
+        // mappings crossing its ends.
+        unsafe { self.hold.table.raw.protect(iova, len, prot, bbm, gather) }
     }
 
     /// Reports every mapping in `[iova, iova + len)` (inside the guard) that the

@@ -26,11 +26,11 @@ pub(crate) fn next_piece(bitmap: u64, iova: u64, paddr: u64, remaining: u64) -> 
 
 /// The pieces of a map, in IOVA order: `(iova, paddr, page size, count)`.
 #[derive(Debug, Clone, Copy)]
-struct Pieces {
-    bitmap: u64,
-    iova: u64,
-    paddr: u64,
-    remaining: u64,
+pub(super) struct Pieces {
+    pub(super) bitmap: u64,
+    pub(super) iova: u64,
+    pub(super) paddr: u64,
+    pub(super) remaining: u64,
 }
 
 impl Iterator for Pieces {
@@ -200,6 +200,73 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         // crosses its ends, so every entry cleared and every table detached lies inside.
         let (bytes, r) = unsafe { self.unmap_inner(iova, last, true, reclaim, gather) };
         r.map(|()| bytes)
+    }
+}
+
+/// How a safe unmap treats a range whose ends fall inside a large page or run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum UnmapMode {
+    /// Refuse with [`Error::WouldSplit`], changing nothing (the default, and what
+    /// [`crate::Table::unmap`] does).
+    #[default]
+    Exact,
+    /// Cut the table at both ends first ([`PageTable::cut`]), then unmap exactly: any
+    /// range aligned to the smallest page size can be unmapped. The cuts follow the
+    /// [`Bbm`](crate::Bbm) policy given.
+    Cut(crate::Bbm),
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// [`Self::unmap_exact`] after cutting at both ends of the range, all or nothing:
+    /// both cuts are checked (break-before-make policy, and with `bound` the guard's
+    /// range) and their tables reserved before either is made, so an error leaves the
+    /// table as it was.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_exact`], and the caller holds the mappings crossing the
+    /// range's ends (a guard: they lie inside `bound`, which the cuts check).
+    pub(crate) unsafe fn unmap_cutting(
+        &self,
+        iova: u64,
+        len: u64,
+        bbm: crate::Bbm,
+        reclaim: bool,
+        bound: Option<(u64, u64)>,
+        gather: &mut Gather,
+    ) -> Result<u64> {
+        let last = self.check_bytes(iova, len)?;
+        let end = last.wrapping_add(1);
+        // The end cut only where something can cross it (not past the aperture).
+        let cuts = [iova, end];
+        let cuts = if end != 0 && self.check_cut(end).is_ok() {
+            &cuts[..]
+        } else {
+            &cuts[..1]
+        };
+        for &at in cuts {
+            // SAFETY: the caller holds the mappings at the ends.
+            if let Some((base, size)) = unsafe { self.cut_would(at, bbm)? }
+                && let Some((first, last)) = bound
+                && (base < first || base.wrapping_add(size - 1) > last)
+            {
+                return Err(Error::OutsideGuard {
+                    iova: base,
+                    last: base.wrapping_add(size - 1),
+                });
+            }
+        }
+        // SAFETY: as above.
+        let mut pool = unsafe { self.reserve_cuts(cuts)? };
+        for &at in cuts {
+            // SAFETY: as above; checked, and the tables are in hand.
+            if let Err(e) = unsafe { self.cut_inner(at, bbm, Some(&mut pool), bound) } {
+                self.release(pool);
+                return Err(e);
+            }
+        }
+        self.release(pool);
+        // SAFETY: the caller holds the range; no mapping crosses its ends now.
+        unsafe { self.unmap_exact(iova, len, reclaim, gather) }
     }
 }
 

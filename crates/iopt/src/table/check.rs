@@ -176,6 +176,14 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         Err(self.bytes_error(iova, len))
     }
 
+    /// Checks the IOVA of a cut ([`PageTable::cut`]): aligned to the smallest page size,
+    /// inside the aperture (at the largest top). Errors: [`Error::UnalignedIova`] (with
+    /// the smallest page size), [`Error::OutOfAperture`].
+    #[inline]
+    pub(crate) fn check_cut(&self, iova: u64) -> Result<()> {
+        self.check_bytes(iova, self.min_page()).map(|_| ())
+    }
+
     /// The slow path of [`Self::check_bytes`].
     #[cold]
     #[inline(never)]
@@ -245,6 +253,22 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return Error::UnalignedPaddr { paddr, pgsize: min };
         }
         self.paddr_error(paddr, len).unwrap_or(Error::Overflow)
+    }
+
+    /// Checks a permission change of `[iova, iova + len)` to `prot`
+    /// ([`PageTable::protect`]). Returns the last IOVA.
+    ///
+    /// Errors, in this order: [`Error::NoAccess`], [`Error::UndefinedProt`], those of
+    /// [`Self::check_bytes`].
+    #[inline]
+    pub(crate) fn check_protect(&self, iova: u64, len: u64, prot: Prot) -> Result<u64> {
+        if !prot.has_access() {
+            return Err(Error::NoAccess);
+        }
+        if prot.bits() & !PROT_DEFINED != 0 {
+            return Err(Error::UndefinedProt(prot.bits() & !PROT_DEFINED));
+        }
+        self.check_bytes(iova, len)
     }
 
     /// Checks a reservation plan (`(iova, len)` pairs) as [`Self::check_bytes`] checks

@@ -28,15 +28,19 @@ use crate::{Error, Prot, Result};
 
 use cursor::CleanSpan;
 
+pub use auto::UnmapMode;
+pub use cut::{Bbm, Cut};
 pub use dirty::DirtyFlags;
 pub use geometry::Aperture;
 use geometry::{Geometry, mask_lg2};
 pub(crate) use plan::Plan;
 pub use plan::TableCounts;
+pub use protect::Protected;
 
 mod auto;
 mod check;
 mod cursor;
+mod cut;
 mod dirty;
 mod entry;
 mod geometry;
@@ -44,6 +48,7 @@ mod grow;
 mod lookup;
 mod map;
 mod plan;
+mod protect;
 mod teardown;
 mod unmap;
 

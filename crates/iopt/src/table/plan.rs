@@ -21,7 +21,7 @@ impl TableCounts {
         self.counts.iter().sum()
     }
 
-    fn add(&mut self, size_lg2: u32, n: u64) {
+    pub(super) fn add(&mut self, size_lg2: u32, n: u64) {
         self.counts[size_lg2 as usize] += n;
     }
 
