@@ -361,12 +361,8 @@ fn check_table<F: Format, M: iopt::mem::TableMemory>(
 ) {
     for e in removed.iter().take(64) {
         // SAFETY: single-threaded; no hardware.
-        assert_eq!(
-            unsafe { pt.translate(e.iova) },
-            None,
-            "{:#x} still mapped",
-            e.iova
-        );
+        let t = unsafe { pt.translate(e.iova) };
+        assert_eq!(t, None, "{:#x} still mapped", e.iova);
     }
     let keys: Vec<&Extent> = model.0.values().collect();
     for _ in 0..16.min(keys.len()) {
@@ -755,7 +751,9 @@ fn refused<F: Format + Copy>(label: &str, fmt: F) {
     } else {
         ap_last.checked_add(1)
     };
-    let mut cases: Vec<(&str, u64, u64, usize, fn(&Error) -> bool)> = vec![
+    /// What a refused raw unmap is: (name, iova, page size, count, expected error).
+    type Case = (&'static str, u64, u64, usize, fn(&Error) -> bool);
+    let mut cases: Vec<Case> = vec![
         ("zero pages", w.base, small, 0, |e| {
             matches!(e, Error::ZeroLength)
         }),
