@@ -9,7 +9,11 @@
 //! - buffers of 1 to 4 larger pages (blocks, contiguous runs, size-encoded pages:
 //!   every page size the format offers up to 1 GiB), each size at its own slots;
 //! - deliberate overlaps: a page mapped inside, or a larger page mapped over, a buffer
-//!   already there, which must fail with [`Error::AddressInUse`] and change nothing.
+//!   already there, which must fail with [`Error::AddressInUse`] and change nothing;
+//! - live edits of buffers: permissions changed in place ([`PageTable::protect`]), and
+//!   large pages cut at a random page inside them ([`PageTable::cut`], with
+//!   break-before-make where the format is not hitless), after which every byte must
+//!   translate as before.
 //!
 //! Every map and unmap must return exactly what a [`Model`] of the buffers predicts, and
 //! lookups ([`PageTable::translate`]) of the bytes touched, plus periodic random
@@ -23,7 +27,7 @@ use std::sync::{Mutex, PoisonError};
 
 use iopt::mem::ArenaMemory;
 use iopt::spec::FormatSpec;
-use iopt::{Error, FlushOps, Format, Gather, Info, PageTable, Prot};
+use iopt::{Bbm, Error, FlushOps, Format, Gather, Info, PageTable, Prot};
 
 use crate::model::{Buffer, Model};
 use crate::rng::XorShift;
@@ -51,6 +55,8 @@ const PA_LIMIT: u64 = 1 << 40;
 /// Percentages of the operation mix: overlap attempts, and streaming (the rest go to
 /// larger pages).
 const OVERLAP_PERCENT: u64 = 5;
+/// Percentage of edits (protect or cut of a buffer there).
+const EDIT_PERCENT: u64 = 5;
 const STREAM_PERCENT: u64 = 65;
 /// Every this many operations, lookups of random buffers and random slots.
 const AUDIT_EVERY: u32 = 50;
@@ -226,6 +232,8 @@ struct Counts {
     maps: u64,
     unmaps: u64,
     overlaps: u64,
+    cuts: u64,
+    protects: u64,
     lookups: u64,
 }
 
@@ -292,6 +300,9 @@ impl<F: Format> Runner<F> {
         if !self.model.is_empty() && self.rng.percent(OVERLAP_PERCENT) {
             return self.overlap();
         }
+        if !self.model.is_empty() && self.rng.percent(EDIT_PERCENT) {
+            return self.edit();
+        }
         let index = if self.pools.len() == 1 || self.rng.percent(STREAM_PERCENT) {
             0
         } else {
@@ -356,6 +367,7 @@ impl<F: Format> Runner<F> {
                 count,
                 pa,
                 prot,
+                cut: false,
             },
         );
         self.counts.maps += 1;
@@ -439,6 +451,56 @@ impl<F: Format> Runner<F> {
         self.check(other)
     }
 
+    /// A live edit of a random buffer: its write permission flipped in place, or (a
+    /// buffer of larger pages) a cut at a random smallest page inside it. Every byte
+    /// must translate as the model says before and after.
+    fn edit(&mut self) -> Result<(), CheckFailed> {
+        let n = self.rng.index(self.model.len());
+        let Some((start, buffer)) = self.model.nth(n) else {
+            return Ok(());
+        };
+        let (len, smallest) = (buffer.len(), self.sizes[0]);
+        if buffer.pgsize > smallest && self.rng.percent(50) {
+            let at = start + smallest + (self.rng.below(len - smallest) & !(smallest - 1));
+            // SAFETY: as in `map`.
+            let got = unsafe { self.pt.cut(at, Bbm::Allow) };
+            if let Err(e) = got {
+                return Err(self.fail(format!("cut({at:#x}) in the buffer at {start:#x}: {e}")));
+            }
+            if let Some(b) = self.model.get_mut(start) {
+                b.cut = true;
+            }
+            self.counts.cuts += 1;
+            self.check(at - smallest)?;
+            self.check(at)?;
+            return self.check_span(start, len);
+        }
+        let prot = if buffer.prot.contains(Prot::WRITE) {
+            buffer.prot - Prot::WRITE
+        } else {
+            buffer.prot | Prot::WRITE
+        };
+        // SAFETY: as in `map`; the gather is synced right away.
+        let got = unsafe {
+            self.pt
+                .protect(start, len, prot, Bbm::Allow, &mut self.gather)
+        };
+        self.pt.sync(&mut self.gather);
+        match got {
+            Ok(p) if p.mapped == len && p.holes == 0 => {}
+            other => {
+                return Err(self.fail(format!(
+                    "protect({start:#x}, {len:#x}, {prot:?}) returned {other:?}, expected all {len:#x} bytes mapped"
+                )));
+            }
+        }
+        if let Some(b) = self.model.get_mut(start) {
+            b.prot = prot;
+        }
+        self.counts.protects += 1;
+        self.check_span(start, len)
+    }
+
     /// Lookups of random bytes of random buffers and of random places in the pools.
     fn audit(&mut self) -> Result<(), CheckFailed> {
         for _ in 0..AUDIT_LOOKUPS {
@@ -478,8 +540,7 @@ impl<F: Format> Runner<F> {
             (None, None) => true,
             (Some(t), Some(w)) => {
                 t.pa == w.pa
-                    && t.iova_base == w.iova_base
-                    && t.size == w.size
+                    && (w.cut || (t.iova_base == w.iova_base && t.size == w.size))
                     && t.prot.contains(Prot::READ)
                     && t.prot.contains(Prot::WRITE) == w.writable
             }
@@ -567,7 +628,7 @@ impl<F: Format> Runner<F> {
             label: self.label,
             start_levels,
             end_levels: info.levels,
-            ops: c.maps + c.unmaps + c.overlaps,
+            ops: c.maps + c.unmaps + c.overlaps + c.cuts + c.protects,
             counts: c,
             flushes: self.pt.flush_ops().flushes(),
             peak_pages: peak.peak_pages,
@@ -602,13 +663,15 @@ pub struct Report {
     rows: Vec<Row>,
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 13] = [
     "table",
     "levels",
     "ops",
     "maps",
     "unmaps",
     "overlaps",
+    "cuts",
+    "protects",
     "lookups",
     "flushes",
     "pages-peak",
@@ -617,7 +680,7 @@ const HEADERS: [&str; 11] = [
 ];
 
 impl Row {
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 13] {
         let levels = if self.start_levels == self.end_levels {
             self.end_levels.to_string()
         } else {
@@ -630,6 +693,8 @@ impl Row {
             self.counts.maps.to_string(),
             self.counts.unmaps.to_string(),
             self.counts.overlaps.to_string(),
+            self.counts.cuts.to_string(),
+            self.counts.protects.to_string(),
             self.counts.lookups.to_string(),
             self.flushes.to_string(),
             self.peak_pages.to_string(),
@@ -647,7 +712,7 @@ impl fmt::Display for Report {
             self.seed, self.ops
         )?;
         writeln!(f)?;
-        let cells: Vec<[String; 11]> = self.rows.iter().map(Row::cells).collect();
+        let cells: Vec<[String; 13]> = self.rows.iter().map(Row::cells).collect();
         let mut widths = HEADERS.map(str::len);
         for row in &cells {
             for (w, cell) in widths.iter_mut().zip(row) {

@@ -15,8 +15,10 @@ pub struct Buffer {
     pub count: usize,
     /// Physical address of the first byte.
     pub pa: u64,
-    /// Permissions asked for.
+    /// Permissions asked for (or given since by a protect).
     pub prot: Prot,
+    /// Cut since it was mapped: its pages may be smaller than `pgsize`.
+    pub cut: bool,
 }
 
 impl Buffer {
@@ -37,6 +39,8 @@ pub struct Expected {
     pub size: u64,
     /// Whether the page is writable.
     pub writable: bool,
+    /// The buffer was cut: `iova_base` and `size` are those of the mapping before.
+    pub cut: bool,
 }
 
 /// Buffers by first IOVA. Buffers never overlap.
@@ -87,6 +91,11 @@ impl Model {
         self.buffers.insert(iova, buffer);
     }
 
+    /// The buffer starting at `iova`, to change in place.
+    pub fn get_mut(&mut self, iova: u64) -> Option<&mut Buffer> {
+        self.buffers.get_mut(&iova)
+    }
+
     /// Forgets the buffer starting at `iova`.
     pub fn remove(&mut self, iova: u64) -> Option<Buffer> {
         self.buffers.remove(&iova)
@@ -101,6 +110,7 @@ impl Model {
             iova_base: iova - off % b.pgsize,
             size: b.pgsize,
             writable: b.prot.contains(Prot::WRITE),
+            cut: b.cut,
         })
     }
 }
@@ -120,6 +130,7 @@ mod tests {
                 count: 3,
                 pa: 0x8000_0000,
                 prot: rw,
+                cut: false,
             },
         );
         assert_eq!(m.expect(0xf_ffff), None);
@@ -129,7 +140,8 @@ mod tests {
                 pa: 0x8000_1234,
                 iova_base: 0x10_1000,
                 size: 0x1000,
-                writable: true
+                writable: true,
+                cut: false,
             })
         );
         assert_eq!(m.expect(0x10_3000), None);

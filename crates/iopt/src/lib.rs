@@ -95,6 +95,7 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+mod extent;
 mod flush;
 pub mod fmt;
 pub mod format;
@@ -110,6 +111,9 @@ mod sync;
 mod table;
 
 pub use error::{Error, Result};
+pub use extent::Extent;
+#[cfg(feature = "alloc")]
+pub use extent::MergedExtents;
 pub use flush::{FlushOps, NoFlush};
 pub use format::{Format, HwWords, Pte, VaMode};
 pub use gather::Gather;

@@ -401,6 +401,52 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
         Ok(Unmapped { bytes })
     }
 
+    /// [`Table::unmap`], handing each removed mapping to `report` as an
+    /// [`Extent`](crate::Extent) (IOVA, physical address of its first byte, size,
+    /// permissions), in IOVA order, in the same walk: a caller unpins or frees the pages
+    /// without translating first.
+    ///
+    /// Same checks and all-or-nothing semantics as [`Table::unmap`]: a refused range
+    /// (argument errors, [`Error::WouldSplit`](crate::Error::WouldSplit)) reports nothing
+    /// and changes nothing. One extent per leaf item (a page, a large page, a whole
+    /// contiguous run); their sizes add up to [`Unmapped::bytes`]. Neighbours are not
+    /// merged: collect into a [`MergedExtents`](crate::MergedExtents) for that. See
+    /// [`PageTable::unmap_pages_report`] for the details.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, Gather, NoFlush, Prot, Table};
+    /// let mut t = Table::new(ArmLpae::new(ArmLpaeConfig::default())?, HeapMemory::new(), NoFlush)?;
+    /// // 2 MiB + 64 KiB: one block and one contiguous run.
+    /// t.map(0x4000_0000, 0x8000_0000, 0x21_0000, Prot::READ | Prot::WRITE)?;
+    /// let (mut g, mut removed) = (Gather::new(), Vec::new());
+    /// // A cut of the block is refused: nothing reported.
+    /// let cut = t.unmap_report(0x4000_0000, 0x1000, &mut g, |e| removed.push(e));
+    /// assert_eq!(cut, Err(Error::WouldSplit { base: 0x4000_0000, size: 0x20_0000 }));
+    /// assert!(removed.is_empty());
+    /// let done = t.unmap_report(0x4000_0000, 0x21_0000, &mut g, |e| removed.push(e))?;
+    /// t.sync(&mut g);
+    /// let got: Vec<(u64, u64, u64)> = removed.iter().map(|e| (e.iova, e.paddr, e.size)).collect();
+    /// assert_eq!(got, [(0x4000_0000, 0x8000_0000, 0x20_0000), (0x4020_0000, 0x8020_0000, 0x1_0000)]);
+    /// assert_eq!(done.bytes(), 0x21_0000);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn unmap_report(
+        &mut self,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+        mut report: impl FnMut(crate::Extent),
+    ) -> Result<Unmapped> {
+        let sink = crate::extent::Report(&mut report);
+        // SAFETY: `&mut self` owns the whole table (as in `unmap`).
+        let bytes = unsafe { self.raw.unmap_exact_with(iova, len, true, gather, sink) }?;
+        // SAFETY: as above.
+        unsafe { self.raw.shrink_top(gather) };
+        Ok(Unmapped { bytes })
+    }
+
     /// Cuts the table at `iova` so that no large page or run crosses it, every
     /// translation unchanged: see [`PageTable::cut`] (the replaced mapping, or `None`
     /// when nothing crossed `iova`; errors; break-before-make).

@@ -768,6 +768,52 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
         unsafe { self.hold.table.raw.unmap_exact(iova, len, false, gather) }
     }
 
+    /// [`Self::unmap`], handing each removed mapping to `report` as an
+    /// [`Extent`](crate::Extent) (IOVA, physical address of its first byte, size,
+    /// permissions), in IOVA order, in the same walk. Returns the bytes removed, which
+    /// the extents' sizes add up to.
+    ///
+    /// Same checks and all-or-nothing semantics as [`Self::unmap`]: a refused range
+    /// reports nothing and changes nothing. See [`PageTable::unmap_pages_report`] for
+    /// what is reported.
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Error, Gather, MergedExtents, NoFlush, Prot, SharedTable};
+    /// let t = SharedTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut g = t.lock(0, 0x40_0000)?;
+    /// g.map(0, 0x8000_0000, 0x4000, Prot::READ)?;
+    /// let (mut gather, mut ext) = (Gather::new(), MergedExtents::new());
+    /// let outside = g.unmap_report(0, 0x80_0000, &mut gather, |e| ext.push(e));
+    /// assert!(matches!(outside, Err(Error::OutsideGuard { .. })));
+    /// assert_eq!(g.unmap_report(0, 0x40_0000, &mut gather, |e| ext.push(e))?, 0x4000);
+    /// t.sync(&mut gather);
+    /// assert_eq!((ext.len(), ext.as_slice()[0].paddr, ext.bytes()), (1, 0x8000_0000, 0x4000));
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `gather` holds work of another table.
+    pub fn unmap_report(
+        &mut self,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+        mut report: impl FnMut(crate::Extent),
+    ) -> Result<u64> {
+        let last = iova.checked_add(len.max(1) - 1).ok_or(Error::Overflow)?;
+        self.hold.inside(iova, last)?;
+        let sink = crate::extent::Report(&mut report);
+        // SAFETY: as in `unmap`: the exclusive guard holds the range; no reclaiming.
+        unsafe {
+            self.hold
+                .table
+                .raw
+                .unmap_exact_with(iova, len, false, gather, sink)
+        }
+    }
+
     /// [`Self::unmap`] with a choice for ranges whose ends fall inside a large page or
     /// run ([`UnmapMode`]); with [`UnmapMode::Cut`] the table is cut at both ends first.
     /// A cut may only replace a mapping that lies wholly inside the guard:

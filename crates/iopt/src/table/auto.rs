@@ -3,6 +3,7 @@
 //! the range they own.
 
 use super::*;
+use crate::extent::{ExtentSink, NoReport};
 
 /// The next piece of a map with page sizes `bitmap`: the largest page size usable at
 /// `iova`/`paddr` (both aligned to it) for at most `remaining` bytes, and how many such
@@ -176,11 +177,29 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         reclaim: bool,
         gather: &mut Gather,
     ) -> Result<u64> {
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_exact_with(iova, len, reclaim, gather, NoReport) }
+    }
+
+    /// [`Self::unmap_exact`], each removed extent handed to `sink` in IOVA order (only
+    /// once nothing can fail: an unmap refused reports nothing).
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_exact`].
+    #[inline(always)]
+    pub(crate) unsafe fn unmap_exact_with<S: ExtentSink>(
+        &self,
+        iova: u64,
+        len: u64,
+        reclaim: bool,
+        gather: &mut Gather,
+        mut sink: S,
+    ) -> Result<u64> {
         // One whole leaf of exactly this size (no table to reclaim): cleared directly.
         let last = self.check_bytes(iova, len)?;
         if !reclaim && len.is_power_of_two() && self.pgsize_bitmap & len != 0 {
             // SAFETY: the caller holds the range.
-            if let Some(n) = unsafe { self.unmap_one(iova, len, true, gather) } {
+            if let Some(n) = unsafe { self.unmap_one(iova, len, true, gather, &mut sink) } {
                 return Ok(n);
             }
         }
@@ -198,7 +217,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         }
         // SAFETY: the caller holds the range (and the table, with `reclaim`); no mapping
         // crosses its ends, so every entry cleared and every table detached lies inside.
-        let (bytes, r) = unsafe { self.unmap_inner(iova, last, true, reclaim, gather) };
+        let (bytes, r) = unsafe { self.unmap_walk(iova, last, true, reclaim, gather, sink) };
         r.map(|()| bytes)
     }
 }

@@ -43,6 +43,7 @@
 use core::ptr::NonNull;
 
 use super::*;
+use crate::extent::{Extent, ExtentSink};
 
 /// The position of a walk in one table (see the module documentation).
 pub(super) struct Cursor<'t, F: Format, M: TableMemory, X: FlushOps> {
@@ -242,6 +243,46 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> Cursor<'t, F, M, X> {
             i += 1;
         }
         i - self.idx
+    }
+
+    /// The current item as a removed mapping (a leaf, after [`Self::load`]): its first
+    /// IOVA, the output address of its first byte, its whole size (a run in one) and its
+    /// permissions.
+    #[inline(always)]
+    pub(super) fn extent(&self) -> Extent {
+        let Pte::Leaf { pa, .. } = self.pte else {
+            unreachable!("extent() of an entry that is not a leaf")
+        };
+        Extent {
+            iova: self.item_base(),
+            paddr: pa,
+            size: self.item_size(),
+            prot: self.pt.fmt.leaf_prot(self.level, self.raw),
+        }
+    }
+
+    /// Hands `sink` the extents of the `n` single-entry leaves from the current entry on
+    /// (a stretch that [`Self::plain_leaves`] counted), one per entry, in order. The
+    /// cursor does not move.
+    ///
+    /// # Safety
+    /// As for [`Self::load`]; `idx + n <= end`, and every entry of the stretch is a
+    /// single-entry leaf.
+    #[inline(always)]
+    pub(super) unsafe fn plain_extents(&self, n: usize, sink: &mut impl ExtentSink) {
+        let size = 1u64 << self.item_lg2;
+        for i in self.idx..self.idx + n {
+            // SAFETY: `i < idx + n <= end`, inside the table (the caller's guarantee).
+            let raw = unsafe { PageTable::<F, M, X>::load(self.table, i) };
+            if let Pte::Leaf { pa, .. } = self.pt.fmt.decode(self.level, raw) {
+                sink.extent(Extent {
+                    iova: self.item_va(i),
+                    paddr: pa,
+                    size,
+                    prot: self.pt.fmt.leaf_prot(self.level, raw),
+                });
+            }
+        }
     }
 
     /// True if the current entry begins where the walk's position is (the walk does not

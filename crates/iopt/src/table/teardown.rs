@@ -5,6 +5,7 @@ use core::ptr::NonNull;
 
 use super::cursor::Cursor;
 use super::*;
+use crate::extent::ExtentSink;
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// The first IOVA of `cur`'s walk that some leaf at or below its table maps, if any.
@@ -135,6 +136,35 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             }
             // SAFETY: allocated with this size (sizes depend only on level and top-ness).
             None => unsafe { self.mem.free(table, bytes_lg2) },
+        }
+    }
+
+    /// Hands `sink` every leaf item in the subtree of `table` (at `level`, `2^entries_lg2`
+    /// entries, its entry 0 translating `base`), in IOVA order, one extent per item (a
+    /// run in one): the leaves of a table an unmap detaches whole, reported before the
+    /// table goes into the gather. Reads only.
+    ///
+    /// # Safety
+    /// `table` is a live table at `level` whose whole span the caller holds, or one it
+    /// has just detached and not yet gathered.
+    pub(super) unsafe fn report_leaves(
+        &self,
+        level: u32,
+        table: NonNull<u8>,
+        entries_lg2: u32,
+        base: u64,
+        sink: &mut impl ExtentSink,
+    ) {
+        let mut cur = Cursor::whole(self, level, table, entries_lg2, base);
+        while !cur.done() {
+            // SAFETY: the caller's guarantee.
+            if let Pte::Leaf { .. } = unsafe { cur.load() } {
+                sink.extent(cur.extent());
+            } else if let Some((l, child, lg2)) = cur.child_table() {
+                // SAFETY: a table linked below one the caller holds whole is covered too.
+                unsafe { self.report_leaves(l, child, lg2, cur.item_base(), sink) };
+            }
+            cur.next();
         }
     }
 

@@ -2,14 +2,17 @@
 
 use super::cursor::{CleanSpan, Cursor};
 use super::*;
+use crate::extent::{Extent, ExtentSink, NoReport, Report};
 
 /// Progress of an unmap walk.
-struct UnmapState<'g> {
+struct UnmapState<'g, S: ExtentSink> {
     unmapped: u64,
     skip_holes: bool,
     /// Also detach partly covered tables that this unmap empties (single owner only).
     reclaim: bool,
     gather: &'g mut Gather,
+    /// Where removed extents go ([`NoReport`] for the plain unmaps: nothing to do).
+    sink: S,
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -50,13 +53,31 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Ok::<(), iopt::Error>(())
     /// ```
     #[must_use = "the unmapped length and the error must both be handled"]
-    #[inline]
+    #[inline(always)]
     pub unsafe fn unmap_pages(
         &self,
         iova: u64,
         pgsize: u64,
         pgcount: usize,
         gather: &mut Gather,
+    ) -> (u64, Result<()>) {
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_pages_with(iova, pgsize, pgcount, gather, NoReport) }
+    }
+
+    /// [`Self::unmap_pages`] with the removed extents handed to `sink` (the plain unmap
+    /// passes [`NoReport`], whose calls compile away).
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`].
+    #[inline]
+    unsafe fn unmap_pages_with<S: ExtentSink>(
+        &self,
+        iova: u64,
+        pgsize: u64,
+        pgcount: usize,
+        gather: &mut Gather,
+        mut sink: S,
     ) -> (u64, Result<()>) {
         // Checked once ([`Self::check_unmap`]); the common case inline (one page, the
         // check with its count a constant), the rest out of line (keeps the caller's
@@ -67,18 +88,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Err(e) => return (0, Err(e)),
             };
             // SAFETY: the caller's guarantees are passed on.
-            if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather) } {
+            if let Some(n) = unsafe { self.unmap_one(iova, len, false, gather, &mut sink) } {
                 return (n, Ok(()));
             }
             // SAFETY: the caller's guarantees are passed on.
-            return unsafe { self.unmap_pages_general(iova, last, gather) };
+            return unsafe { self.unmap_pages_general(iova, last, gather, sink) };
         }
         let last = match self.check_unmap(iova, pgsize, pgcount) {
             Ok((_, last)) => last,
             Err(e) => return (0, Err(e)),
         };
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.unmap_pages_general(iova, last, gather) }
+        unsafe { self.unmap_pages_general(iova, last, gather, sink) }
     }
 
     /// [`Self::unmap_pages`] beyond its inline fast path: the cursor walk.
@@ -86,28 +107,31 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Safety
     /// As for [`Self::unmap_pages`]; `iova ..= last` was checked.
     #[inline(never)]
-    unsafe fn unmap_pages_general(
+    unsafe fn unmap_pages_general<S: ExtentSink>(
         &self,
         iova: u64,
         last: u64,
         gather: &mut Gather,
+        sink: S,
     ) -> (u64, Result<()>) {
         // SAFETY: the caller's guarantees are passed on.
-        unsafe { self.unmap_inner(iova, last, false, false, gather) }
+        unsafe { self.unmap_walk(iova, last, false, false, gather, sink) }
     }
 
     /// One leaf mapping starting at `iova` and at least `len` long (exactly `len` long
-    /// when `exact`): a straight walk down and one clear. `None`: take the general path.
+    /// when `exact`): a straight walk down and one clear, the removed extent handed to
+    /// `sink`. `None`: nothing done, take the general path.
     ///
     /// # Safety
     /// As for [`Self::unmap_pages`].
     #[inline]
-    pub(super) unsafe fn unmap_one(
+    pub(super) unsafe fn unmap_one<S: ExtentSink>(
         &self,
         iova: u64,
         len: u64,
         exact: bool,
         gather: &mut Gather,
+        sink: &mut S,
     ) -> Option<u64> {
         let (root, top) = self.top();
         // The caller checked the range against the largest aperture, which is the
@@ -126,6 +150,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             return None;
         }
         gather.bind(self.id);
+        if S::ACTIVE {
+            sink.extent(cur.extent());
+        }
         let (table, first) = (cur.table, cur.idx & !((1usize << run_lg2) - 1));
         if run_lg2 == 0 {
             // SAFETY: the entry for `iova`; the caller owns the range.
@@ -168,22 +195,135 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// # Ok::<(), iopt::Error>(())
     /// ```
     #[must_use = "the unmapped length and the error must both be handled"]
+    #[inline(always)]
     pub unsafe fn unmap_range(
         &self,
         iova: u64,
         len: u64,
         gather: &mut Gather,
     ) -> (u64, Result<()>) {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.unmap_range_with(iova, len, gather, NoReport) }
+    }
+
+    /// [`Self::unmap_pages`], handing each removed mapping to `report` as an [`Extent`]
+    /// (IOVA, physical address of its first byte, size, permissions), in IOVA order, in
+    /// the same walk: no translation before, no second pass over the table after.
+    ///
+    /// What is reported is exactly what was removed, and the extents' sizes add up to the
+    /// returned count:
+    /// - one extent per leaf item: a page, a large page, or a whole contiguous run (ARM
+    ///   contiguous hint, ARMv7 large pages, AMD v1 size-encoded pages) with its whole
+    ///   size and its first byte's address, also when the range ends inside it;
+    /// - a stretch of single-entry leaves, which the walk clears at once, is still one
+    ///   extent per entry (physically contiguous neighbours are *not* merged here; collect
+    ///   into a [`MergedExtents`](crate::MergedExtents) for that);
+    /// - the leaves of a table detached whole are read from it before it goes into the
+    ///   gather;
+    /// - on an error before anything changed ([`Error::WouldSplit`], argument errors, a
+    ///   hole at the start) nothing is reported; on [`Error::NotMapped`] after a prefix
+    ///   was removed, the prefix is.
+    ///
+    /// `report` runs inside the unmap: it must not use this table.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`].
+    ///
+    /// ```
+    /// use iopt::{Extent, Gather, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut removed = Vec::new();
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x20_0000, 0x8000_0000, 0x20_0000, 1, Prot::READ);
+    ///     let _ = pt.map_pages(0x40_0000, 0x9000_0000, 0x1000, 2, Prot::READ);
+    ///     let mut g = Gather::new();
+    ///     let r = pt.unmap_pages_report(0x20_0000, 0x1000, 0x202, &mut g, &mut |e| removed.push(e));
+    ///     assert_eq!(r, (0x20_2000, Ok(())));
+    ///     pt.sync(&mut g);
+    /// }
+    /// let got: Vec<(u64, u64, u64)> = removed.iter().map(|e| (e.iova, e.paddr, e.size)).collect();
+    /// assert_eq!(got, [(0x20_0000, 0x8000_0000, 0x20_0000), (0x40_0000, 0x9000_0000, 0x1000), (0x40_1000, 0x9000_1000, 0x1000)]);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    #[must_use = "the unmapped length and the error must both be handled"]
+    pub unsafe fn unmap_pages_report<R: FnMut(Extent)>(
+        &self,
+        iova: u64,
+        pgsize: u64,
+        pgcount: usize,
+        gather: &mut Gather,
+        report: &mut R,
+    ) -> (u64, Result<()>) {
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_pages_with(iova, pgsize, pgcount, gather, Report(report)) }
+    }
+
+    /// [`Self::unmap_range`] (holes skipped), handing each removed mapping to `report`
+    /// as an [`Extent`], in IOVA order, in the same walk: see
+    /// [`Self::unmap_pages_report`] for what is reported. A refused range
+    /// ([`Error::WouldSplit`], argument errors) reports nothing.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`].
+    ///
+    /// ```
+    /// use iopt::{Gather, MergedExtents, NoFlush, PageTable, Prot};
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// let pt = PageTable::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// let mut ext = MergedExtents::new();
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0x1000, 0x8000_1000, 0x1000, 3, Prot::READ);
+    ///     let _ = pt.map_pages(0x9000, 0x7000_0000, 0x1000, 1, Prot::READ);
+    ///     let mut g = Gather::new();
+    ///     // Holes skipped; the three contiguous pages merge in the collector.
+    ///     assert_eq!(pt.unmap_range_report(0, 0x10_0000, &mut g, &mut |e| ext.push(e)), (0x4000, Ok(())));
+    ///     pt.sync(&mut g);
+    /// }
+    /// let got: Vec<(u64, u64, u64)> = ext.as_slice().iter().map(|e| (e.iova, e.paddr, e.size)).collect();
+    /// assert_eq!(got, [(0x1000, 0x8000_1000, 0x3000), (0x9000, 0x7000_0000, 0x1000)]);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    #[must_use = "the unmapped length and the error must both be handled"]
+    pub unsafe fn unmap_range_report<R: FnMut(Extent)>(
+        &self,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+        report: &mut R,
+    ) -> (u64, Result<()>) {
+        // SAFETY: the caller's guarantees are passed on.
+        unsafe { self.unmap_range_with(iova, len, gather, Report(report)) }
+    }
+
+    /// [`Self::unmap_range`] with the removed extents handed to `sink`.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`].
+    unsafe fn unmap_range_with<S: ExtentSink>(
+        &self,
+        iova: u64,
+        len: u64,
+        gather: &mut Gather,
+        sink: S,
+    ) -> (u64, Result<()>) {
         let last = match self.check_bytes(iova, len) {
             Ok(last) => last,
             Err(e) => return (0, Err(e)),
         };
         // SAFETY: as the caller guarantees.
-        unsafe { self.unmap_inner(iova, last, true, false, gather) }
+        unsafe { self.unmap_walk(iova, last, true, false, gather, sink) }
     }
 
+    /// The cursor walk of every unmap over `iova ..= last`, reporting nothing.
+    ///
     /// # Safety
     /// As for [`Self::unmap_pages`]; `iova ..= last` lies in the full aperture.
+    #[inline]
     pub(crate) unsafe fn unmap_inner(
         &self,
         iova: u64,
@@ -191,6 +331,24 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         skip_holes: bool,
         reclaim: bool,
         gather: &mut Gather,
+    ) -> (u64, Result<()>) {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.unmap_walk(iova, last, skip_holes, reclaim, gather, NoReport) }
+    }
+
+    /// The cursor walk of every unmap over `iova ..= last`, each removed extent handed to
+    /// `sink` in IOVA order.
+    ///
+    /// # Safety
+    /// As for [`Self::unmap_pages`]; `iova ..= last` lies in the full aperture.
+    pub(crate) unsafe fn unmap_walk<S: ExtentSink>(
+        &self,
+        iova: u64,
+        last: u64,
+        skip_holes: bool,
+        reclaim: bool,
+        gather: &mut Gather,
+        sink: S,
     ) -> (u64, Result<()>) {
         gather.bind(self.id);
         let (root, top) = self.top();
@@ -213,6 +371,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             skip_holes,
             reclaim,
             gather,
+            sink,
         };
         let cur = Cursor::new(self, top, root, self.entries_lg2(top, top), iova, cur_last);
         // SAFETY: the caller owns the range; `root` is live.
@@ -229,10 +388,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
 
     /// # Safety
     /// `cur`'s table is live; the caller owns the walk's range.
-    unsafe fn unmap_level(
+    unsafe fn unmap_level<S: ExtentSink>(
         &self,
         mut cur: Cursor<'_, F, M, X>,
-        st: &mut UnmapState<'_>,
+        st: &mut UnmapState<'_, S>,
     ) -> Result<()> {
         let mut span = CleanSpan::default();
         // SAFETY: as the caller guarantees.
@@ -245,10 +404,10 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     ///
     /// # Safety
     /// As for [`Self::unmap_level`].
-    unsafe fn unmap_entries(
+    unsafe fn unmap_entries<S: ExtentSink>(
         &self,
         cur: &mut Cursor<'_, F, M, X>,
-        st: &mut UnmapState<'_>,
+        st: &mut UnmapState<'_, S>,
         span: &mut CleanSpan,
     ) -> Result<()> {
         let table = cur.table;
@@ -266,6 +425,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     // SAFETY: the cursor's entries are inside the table.
                     let n = unsafe { cur.plain_leaves() };
                     let (base, size) = (cur.item_va(cur.idx), 1u64 << cur.entry_lg2());
+                    if S::ACTIVE {
+                        // One extent per entry, read before the clear.
+                        // SAFETY: `idx .. idx + n` are single-entry leaves in the walk.
+                        unsafe { cur.plain_extents(n, &mut st.sink) };
+                    }
                     // SAFETY: `idx .. idx + n` is inside the table; the range is the
                     // caller's.
                     unsafe { Self::clear(table, cur.idx, n) };
@@ -279,6 +443,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     let (base, size) = (cur.item_base(), cur.item_size());
                     if cur.starts_inside() {
                         return Err(Error::WouldSplit { base, size });
+                    }
+                    if S::ACTIVE {
+                        st.sink.extent(cur.extent());
                     }
                     let first = cur.item_first();
                     for i in 0..cur.item_entries() {
@@ -305,6 +472,20 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                     };
                     let detach = match whole {
                         Some(bytes) => {
+                            if S::ACTIVE {
+                                // Its leaves, from the table itself (not yet in the
+                                // gather; the range is ours, so nothing changes them).
+                                // SAFETY: live, and its whole span is the caller's.
+                                unsafe {
+                                    self.report_leaves(
+                                        level - 1,
+                                        child,
+                                        child_lg2,
+                                        cur.item_base(),
+                                        &mut st.sink,
+                                    )
+                                };
+                            }
                             st.unmapped += bytes;
                             true
                         }
