@@ -203,6 +203,23 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 return Ok(n);
             }
         }
+        // SAFETY: the caller holds the range.
+        unsafe { self.refuse_split_ends(iova, last) }?;
+        // SAFETY: the caller holds the range (and the table, with `reclaim`); no mapping
+        // crosses its ends, so every entry cleared and every table detached lies inside.
+        let (bytes, r) = unsafe { self.unmap_walk(iova, last, true, reclaim, gather, sink) };
+        r.map(|()| bytes)
+    }
+}
+
+impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
+    /// [`Error::WouldSplit`] naming the mapping that crosses an end of `iova ..= last`
+    /// (starts before `iova` or ends after `last`), if one does: the check of the edits
+    /// that keep large pages and runs whole (exact unmap, protect).
+    ///
+    /// # Safety
+    /// The caller holds `iova` and `last` (no unmap of them runs meanwhile).
+    pub(crate) unsafe fn refuse_split_ends(&self, iova: u64, last: u64) -> Result<()> {
         for at in [iova, last] {
             // SAFETY: the caller holds `at`.
             if let Some(t) = unsafe { self.translate(at) } {
@@ -215,10 +232,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 }
             }
         }
-        // SAFETY: the caller holds the range (and the table, with `reclaim`); no mapping
-        // crosses its ends, so every entry cleared and every table detached lies inside.
-        let (bytes, r) = unsafe { self.unmap_walk(iova, last, true, reclaim, gather, sink) };
-        r.map(|()| bytes)
+        Ok(())
     }
 }
 

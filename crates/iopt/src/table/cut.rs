@@ -125,8 +125,6 @@ struct InstallState<'a> {
     next: usize,
     /// The private tables of the cut.
     tables: &'a [Option<NonNull<u8>>],
-    /// How many are linked.
-    linked: usize,
 }
 
 impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
@@ -489,7 +487,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         let mut installed = InstallState {
             next: item.first,
             tables: built,
-            linked: 0,
         };
         let mut k = 0;
         for step in self.cut_steps(&item, iova) {
@@ -509,7 +506,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             if let Some(link) = link {
                 // SAFETY: inside the table; the caller holds the mapping.
                 unsafe { self.install(&item, at, link, hitless, &mut dirty, &mut installed) };
-                installed.linked += 1;
                 continue;
             }
             let run_lg2 = size.trailing_zeros() - item.entry_lg2;

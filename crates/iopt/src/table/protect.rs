@@ -80,18 +80,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         gather: &mut Gather,
     ) -> Result<Protected> {
         let last = self.check_protect(iova, len, prot)?;
-        for at in [iova, last] {
-            // SAFETY: the caller holds `at`.
-            if let Some(t) = unsafe { self.translate(at) } {
-                let t_last = t.iova_base + (t.size - 1);
-                if t.iova_base < iova || t_last > last {
-                    return Err(Error::WouldSplit {
-                        base: t.iova_base,
-                        size: t.size,
-                    });
-                }
-            }
-        }
+        // SAFETY: the caller holds the range.
+        unsafe { self.refuse_split_ends(iova, last) }?;
         gather.bind(self.id);
         let (root, top) = self.top();
         let ap = self.aperture(top);
