@@ -119,5 +119,5 @@ pub use safe::{Table, Unmapped};
 #[cfg(feature = "std")]
 pub use shared::{RangeGuard, SharedGuard, SharedTable};
 pub use spec::{AnyFormat, FormatSpec, FormatVisitor, SpecError};
-pub use table::DirtyFlags;
 pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};
+pub use table::{DirtyBitmap, DirtyFlags};
