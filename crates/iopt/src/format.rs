@@ -204,7 +204,9 @@ pub trait Format: Sized + Send + Sync {
     /// tracking is switched on or off (ARM's DBM scheme: a writable-clean leaf is
     /// read-only in the hardware's eyes until the first write makes it writable-dirty).
     /// False (the default) where the dirty record is a bit of its own that does not
-    /// restrict access (D in AMD v1, VT-d, RISC-V, x86-64).
+    /// restrict access (D in AMD v1, VT-d, RISC-V, x86-64). Only acted on while tracking
+    /// is on, so a format may answer true for configurations without dirty tracking
+    /// (a constant keeps the map paths free of a configuration load).
     #[inline]
     fn dirty_fresh_clean(&self) -> bool {
         false

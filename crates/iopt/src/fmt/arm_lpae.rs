@@ -298,6 +298,8 @@ pub struct Lpae<F: Flavour> {
     bits_per_level: u32,
     /// Number of levels, after any stage-2 concatenation.
     levels: u32,
+    /// DBM (bit 51) with dirty tracking, else 0: or-ed into writable leaves.
+    dbm: u64,
     flavour: PhantomData<F>,
 }
 
@@ -519,6 +521,7 @@ impl<F: Flavour> Lpae<F> {
             pg_shift,
             bits_per_level,
             levels,
+            dbm: if cfg.dirty_tracking { DESC_DBM } else { 0 },
             flavour: PhantomData,
         })
     }
@@ -589,13 +592,14 @@ impl<F: Flavour> Lpae<F> {
         match self.cfg.stage {
             Stage::S1 => {
                 pte |= S1_NG;
-                if prot.contains(Prot::READ) && !prot.contains(Prot::WRITE) {
-                    pte |= S1_AP_RDONLY;
-                } else if self.cfg.dirty_tracking {
-                    // Writable (write-only maps read-write): writable-dirty until the
-                    // engine or a dirty read cleans it.
-                    pte |= DESC_DBM;
-                }
+                // Read-only, or writable (write-only maps read-write) with DBM when
+                // tracking dirty state: writable-dirty until the engine or a dirty read
+                // cleans it.
+                pte |= if prot.contains(Prot::READ) && !prot.contains(Prot::WRITE) {
+                    S1_AP_RDONLY
+                } else {
+                    self.dbm
+                };
                 if !prot.contains(Prot::PRIV) {
                     pte |= S1_AP_UNPRIV;
                 }
@@ -609,10 +613,7 @@ impl<F: Flavour> Lpae<F> {
                     pte |= S2_AP_READ;
                 }
                 if prot.contains(Prot::WRITE) {
-                    pte |= S2_AP_WRITE;
-                    if self.cfg.dirty_tracking {
-                        pte |= DESC_DBM;
-                    }
+                    pte |= S2_AP_WRITE | self.dbm;
                 }
                 let attr = if prot.contains(Prot::MMIO) {
                     S2_MEMATTR_DEVICE
@@ -998,9 +999,11 @@ impl<F: Flavour> Format for Lpae<F> {
         }
     }
 
-    /// With dirty tracking, a writable leaf is writable-clean while tracking is on.
+    /// A writable leaf is writable-clean while tracking is on. (True for every
+    /// configuration of a flavour with DBM: without dirty tracking configured, tracking
+    /// is never on, and the engine's test of its run-time switch is then the only cost.)
     #[inline]
     fn dirty_fresh_clean(&self) -> bool {
-        self.tracks_dirty()
+        F::DIRTY
     }
 }
