@@ -257,10 +257,19 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     pub(super) fn leaf_template(&self, level: u32, pa: u64, run_lg2: u32, prot: Prot) -> u64 {
         let v = self.fmt.make_leaf(level, pa, run_lg2, prot);
         if self.fmt.dirty_fresh_clean() && self.dirty_tracking() {
-            self.fmt.leaf_clean(level, v)
+            self.clean_template(level, v)
         } else {
             v
         }
+    }
+
+    /// The clean of [`Self::leaf_template`], out of line: inlined, the compiler computes
+    /// it on every map and selects (a handful of instructions per page for tables that
+    /// never track).
+    #[cold]
+    #[inline(never)]
+    fn clean_template(&self, level: u32, v: u64) -> u64 {
+        self.fmt.leaf_clean(level, v)
     }
 
     /// The body of both dirty walks over `cur`: reads (and cleans) the dirty leaves, or
