@@ -40,7 +40,7 @@
 //! The short-descriptor format has no dirty state the hardware writes: no DBM, no
 //! hardware update of AP bits (FEAT_HAFDBS is for long descriptors only), and an SMMU
 //! walking these tables never writes them. Dirty reads refuse these tables with
-//! [`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking).
+//! [`Error::NoDirtyTracking`].
 
 use crate::format::{Format, HwWords, Pte};
 use crate::{Error, Prot};

@@ -95,7 +95,7 @@
 //!
 //! No dirty tracking: DART entries have no dirty (or accessed) bit and the DART never
 //! writes its tables (Linux's io-pgtable-dart has no dirty operations), so dirty reads
-//! refuse these tables with [`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking).
+//! refuse these tables with [`Error::NoDirtyTracking`].
 
 /// The page (and table) size; DART takes [`Granule::K4`] and [`Granule::K16`]. The type
 /// is ARM LPAE's, re-exported here.

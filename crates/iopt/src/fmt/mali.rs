@@ -54,7 +54,7 @@
 //! and never writes the tables, and Linux refuses `IO_PGTABLE_QUIRK_ARM_HD` for Mali.
 //! [`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty) and
 //! [`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking) refuse
-//! these tables with [`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking).
+//! these tables with [`Error::NoDirtyTracking`].
 
 use crate::fmt::arm_lpae::{
     ArmLpaeConfig, DESC_PXN, DESC_TYPE_BLOCK, DESC_UXN, Flavour, Granule, Lpae, MAIR_IDX_CACHE,
