@@ -90,6 +90,8 @@ impl Flavour for Mali {
     const NAME: &'static str = "mali";
     const PAGE_TYPE: u64 = DESC_TYPE_BLOCK;
     const CONTIGUOUS: bool = false;
+    /// No DBM, no hardware dirty state (see the module documentation).
+    const DIRTY: bool = false;
 
     #[inline]
     fn prot_bits(_f: &Lpae<Self>, prot: Prot) -> u64 {
