@@ -1207,3 +1207,32 @@ fn dirty_bitmap_records_pages_touched() {
     );
     assert_eq!(g.range(), Some((M2, 2 * M2 - 1)));
 }
+
+/// ARM with tracking off: every writable leaf is writable-dirty and reported, and a dirty
+/// read does not clean it (a writable-clean leaf would fault without HA/HD).
+#[test]
+fn arm_off_reports_without_cleaning() {
+    use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Stage};
+    for stage in [Stage::S1, Stage::S2] {
+        let mem = arena();
+        let cfg = ArmLpaeConfig {
+            stage,
+            dirty_tracking: true,
+            ..ArmLpaeConfig::default()
+        };
+        let pt = PageTable::new(ArmLpae::new(cfg).unwrap(), &mem, NoFlush).unwrap();
+        map(&pt, 0, 0x4000_0000, K4, 2);
+        let mut g = Gather::new();
+        // SAFETY: one thread.
+        unsafe { pt.set_dirty_tracking(false, &mut g) }.unwrap();
+        pt.sync(&mut g);
+        let image = mem.image();
+        assert_eq!(
+            read(&pt, 0, M2, DirtyFlags::empty(), &mut g),
+            Ok(vec![(0, K4), (K4, K4)]),
+            "{stage:?}"
+        );
+        assert!(g.is_empty(), "{stage:?}");
+        assert!(ArenaMemory::same_image(&image, &mem.image()), "{stage:?}");
+    }
+}

@@ -67,7 +67,11 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// `record` may be a closure or a [`DirtyBitmap`]'s [`DirtyBitmap::recorder`].
     ///
     /// Switched off ([`Self::set_dirty_tracking`]), the table still reports what the
-    /// entries record (nothing new, on formats whose hardware stops marking).
+    /// entries record (nothing new, on formats whose hardware stops marking). On ARM,
+    /// where switching off makes every writable leaf writable-dirty, every writable leaf
+    /// is then reported and none is cleaned, as with [`DirtyFlags::NO_CLEAR`]: a
+    /// writable-clean leaf would be read-only to an SMMU that no longer updates dirty
+    /// state, and the device's writes would fault.
     ///
     /// Errors, before anything is read: [`Error::NoDirtyTracking`] if the format (as
     /// configured) has no dirty tracking; [`Error::UndefinedDirtyFlags`];
@@ -131,10 +135,12 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         } else {
             return Ok(());
         };
+        // A writable-clean ARM leaf is read-only to hardware that no longer updates dirty
+        // state: while tracking is off, such formats only report.
+        let clear = !flags.contains(DirtyFlags::NO_CLEAR)
+            && (self.dirty_tracking() || !self.fmt.dirty_fresh_clean());
         let mut st = DirtyState {
-            mode: Mode::Read {
-                clear: !flags.contains(DirtyFlags::NO_CLEAR),
-            },
+            mode: Mode::Read { clear },
             start: iova,
             last: cur_last,
             gather,
