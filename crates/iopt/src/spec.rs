@@ -727,7 +727,7 @@ impl Fam {
 ///     FormatSpec::X86_64(X86_64Config { levels: 5, sign_extend: false, ..X86_64Config::default() })
 /// );
 /// assert_eq!(spec.to_string(), "x86-64:levels=5,no-sign-extend");
-/// assert_eq!(format!("{spec:#}"), "x86-64:levels=5,oas=52,sme-c-bit=none,no-sign-extend");
+/// assert_eq!(format!("{spec:#}"), "x86-64:levels=5,oas=52,sme-c-bit=none,no-sign-extend,no-dirty-tracking");
 /// # Ok::<(), iopt::spec::SpecError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
