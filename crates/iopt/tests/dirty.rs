@@ -733,8 +733,9 @@ impl Hw {
     fn is_dirty(self, e: u64) -> bool {
         match self {
             Hw::SetBit(b) => e & b != 0,
-            Hw::ArmS1 => e & (ARM_DBM | ARM_AP2) == ARM_DBM,
-            Hw::ArmS2 => e & (ARM_DBM | ARM_S2AP_W) == ARM_DBM | ARM_S2AP_W,
+            // Writable to the hardware (after a write, or made while tracking was off).
+            Hw::ArmS1 => e & ARM_AP2 == 0,
+            Hw::ArmS2 => e & ARM_S2AP_W != 0,
         }
     }
 

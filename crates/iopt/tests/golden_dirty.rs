@@ -27,13 +27,14 @@ fn arm(stage: Stage, dirty_tracking: bool) -> ArmLpae {
 }
 
 /// Stage 1, 4 KiB page at 0x8000_0000, read-write: 0b11 page | AP[1] 0x40 | SH outer
-/// 0x200 | AF 0x400 | nG 0x800 = 0xe43; with tracking DBM (bit 51).
+/// 0x200 | AF 0x400 | nG 0x800 = 0xe43; writable-clean adds DBM (bit 51) and AP[2].
 #[test]
 fn arm64_s1_page() {
     let f = arm(Stage::S1, true);
     assert!(f.tracks_dirty() && f.dirty_fresh_clean());
     let made = f.make_leaf(0, 0x8000_0000, 0, RW);
-    assert_eq!(made, 0x0008_0000_8000_0e43, "writable-dirty as made");
+    assert_eq!(made, 0x8000_0e43, "as without tracking: writable (dirty)");
+    assert!(f.leaf_dirty(0, made));
     let clean = f.leaf_clean(0, made);
     assert_eq!(
         clean, 0x0008_0000_8000_0ec3,
@@ -77,12 +78,12 @@ fn arm64_s1_block_and_run() {
 }
 
 /// Stage 2, 4 KiB page: 0b11 | MemAttr NC 0x5 << 2 | S2AP read 0x40, write 0x80 |
-/// SH outer 0x200 | AF 0x400 = 0x6d7; with tracking DBM.
+/// SH outer 0x200 | AF 0x400 = 0x6d7; writable-clean: DBM, S2AP[1] clear.
 #[test]
 fn arm64_s2_page() {
     let f = arm(Stage::S2, true);
     let made = f.make_leaf(0, 0x8000_0000, 0, RW);
-    assert_eq!(made, 0x0008_0000_8000_06d7, "writable-dirty as made");
+    assert_eq!(made, 0x8000_06d7, "as without tracking: writable (dirty)");
     let clean = f.leaf_clean(0, made);
     assert_eq!(
         clean, 0x0008_0000_8000_0657,
@@ -90,7 +91,8 @@ fn arm64_s2_page() {
     );
     // The hardware sets S2AP[1] on a write.
     let dirty = clean | (1 << 7);
-    assert_eq!(dirty, made);
+    assert_eq!(dirty, DBM | made);
+    assert_eq!(f.leaf_clean(0, dirty), clean);
     assert!(f.leaf_dirty(0, dirty) && !f.leaf_dirty(0, clean));
     assert_eq!(f.leaf_mark_dirty(0, clean), dirty);
     assert_eq!(f.leaf_prot(0, clean), RW);
@@ -101,7 +103,7 @@ fn arm64_s2_page() {
     assert!(!f.leaf_dirty(0, ro));
     // Write-only (S2AP 0b10) is writable with DBM too.
     let wo = f.make_leaf(0, 0x8000_0000, 0, Prot::WRITE);
-    assert_eq!(wo, DBM | 0x8000_0697);
+    assert_eq!(wo, 0x8000_0697);
     assert_eq!(f.leaf_clean(0, wo), DBM | 0x8000_0617);
 }
 

@@ -75,24 +75,29 @@
 //!
 //! # Dirty tracking
 //! With [`ArmLpaeConfig::dirty_tracking`] (Linux's `IO_PGTABLE_QUIRK_ARM_HD`), the table
-//! uses the hardware update of dirty state (FEAT_HAFDBS on a CPU, HTTU on an SMMUv3):
-//! every writable leaf carries the dirty bit modifier, DBM (bit 51), and the hardware
-//! records the first write through a leaf by making it writable:
-//! - stage 1: *writable-clean* is AP\[2\] (bit 7, read-only) set with DBM; on a write the
-//!   hardware clears AP\[2\]: dirty = DBM and not AP\[2\];
+//! uses the hardware update of dirty state (FEAT_HAFDBS on a CPU, HTTU on an SMMUv3): a
+//! *writable-clean* leaf carries the dirty bit modifier, DBM (bit 51), and is read-only
+//! to the hardware until its first write, which makes it writable:
+//! - stage 1: writable-clean is AP\[2\] (bit 7, read-only) set with DBM; on a write the
+//!   hardware clears AP\[2\];
 //! - stage 2: writable-clean is S2AP\[1\] (bit 7, write) clear with DBM; on a write the
-//!   hardware sets S2AP\[1\]: dirty = DBM and S2AP\[1\].
+//!   hardware sets S2AP\[1\].
 //!
-//! [`Format::leaf_prot`] reports `WRITE` for a writable-clean leaf. Cleaning
-//! ([`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty)) sets
-//! AP\[2\] again / clears S2AP\[1\], with a compare-and-swap.
+//! A leaf is dirty when it is writable to the hardware (AP\[2\] clear / S2AP\[1\] set):
+//! a writable-clean leaf after a write (DBM still set), or a writable leaf made while
+//! tracking was off (written as without tracking, no DBM: the map paths pay nothing for
+//! tracking they do not do). [`Format::leaf_prot`] reports `WRITE` for a writable-clean
+//! leaf. Cleaning ([`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty))
+//! makes a writable leaf writable-clean again (DBM and AP\[2\] set / DBM set and S2AP\[1\]
+//! cleared), with a compare-and-swap.
 //!
 //! While tracking is on ([`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking),
 //! on from creation), new writable leaves are written writable-clean
 //! ([`Format::dirty_fresh_clean`]); switching it on makes every writable leaf
-//! writable-clean, switching it off makes every DBM leaf writable-dirty (AP\[2\] clear /
-//! S2AP\[1\] set), so that the hardware no longer needs to write the tables; both add
-//! the leaves they change to the gather (the IOTLB may hold the old permission).
+//! writable-clean, switching it off makes every writable-clean leaf writable-dirty
+//! (AP\[2\] clear / S2AP\[1\] set; DBM, ignored without HD, stays), so that the
+//! hardware no longer needs to write the tables; both add the leaves they change to the
+//! gather (the IOTLB may hold the old permission).
 //!
 //! The hardware words enable the updates while tracking is on: TCR.HA and TCR.HD
 //! (bits 39 and 40 of the AArch64 TCR) at stage 1, VTCR.HA and VTCR.HD (bits 21 and 22)
@@ -194,9 +199,9 @@ pub struct ArmLpaeConfig {
     pub ns: bool,
     /// Hardware dirty tracking with the dirty bit modifier (DBM, bit 51; Linux's
     /// `IO_PGTABLE_QUIRK_ARM_HD`; needs HTTU: SMMUv3 `IDR0.HTTU` = 0b10, FEAT_HAFDBS on
-    /// a CPU): writable leaves carry DBM, and the hardware words enable hardware
-    /// updates of the access flag and dirty state (see the module documentation,
-    /// "Dirty tracking"). Default `false`.
+    /// a CPU): while tracking is on, writable leaves are written writable-clean (DBM),
+    /// and the hardware words enable hardware updates of the access flag and dirty
+    /// state (see the module documentation, "Dirty tracking"). Default `false`.
     pub dirty_tracking: bool,
 }
 
@@ -298,8 +303,6 @@ pub struct Lpae<F: Flavour> {
     bits_per_level: u32,
     /// Number of levels, after any stage-2 concatenation.
     levels: u32,
-    /// DBM (bit 51) with dirty tracking, else 0: or-ed into writable leaves.
-    dbm: u64,
     flavour: PhantomData<F>,
 }
 
@@ -521,7 +524,6 @@ impl<F: Flavour> Lpae<F> {
             pg_shift,
             bits_per_level,
             levels,
-            dbm: if cfg.dirty_tracking { DESC_DBM } else { 0 },
             flavour: PhantomData,
         })
     }
@@ -592,14 +594,9 @@ impl<F: Flavour> Lpae<F> {
         match self.cfg.stage {
             Stage::S1 => {
                 pte |= S1_NG;
-                // Read-only, or writable (write-only maps read-write) with DBM when
-                // tracking dirty state: writable-dirty until the engine or a dirty read
-                // cleans it.
-                pte |= if prot.contains(Prot::READ) && !prot.contains(Prot::WRITE) {
-                    S1_AP_RDONLY
-                } else {
-                    self.dbm
-                };
+                if prot.contains(Prot::READ) && !prot.contains(Prot::WRITE) {
+                    pte |= S1_AP_RDONLY;
+                }
                 if !prot.contains(Prot::PRIV) {
                     pte |= S1_AP_UNPRIV;
                 }
@@ -613,7 +610,7 @@ impl<F: Flavour> Lpae<F> {
                     pte |= S2_AP_READ;
                 }
                 if prot.contains(Prot::WRITE) {
-                    pte |= S2_AP_WRITE | self.dbm;
+                    pte |= S2_AP_WRITE;
                 }
                 let attr = if prot.contains(Prot::MMIO) {
                     S2_MEMATTR_DEVICE
@@ -694,16 +691,6 @@ impl<F: Flavour> Lpae<F> {
     #[inline]
     fn dbm(&self, pte: u64) -> bool {
         F::DIRTY && self.cfg.dirty_tracking && pte & DESC_DBM != 0
-    }
-
-    /// The bit that makes a DBM leaf clean: AP\[2\] (read-only) at stage 1, where the
-    /// hardware clears it on a write; S2AP\[1\] (write) at stage 2, where it sets it.
-    #[inline]
-    fn dirty_ap(&self) -> u64 {
-        match self.cfg.stage {
-            Stage::S1 => S1_AP_RDONLY,
-            Stage::S2 => S2_AP_WRITE,
-        }
     }
 
     /// Walk attributes: (SH, IRGN, ORGN) for TCR/VTCR (and the AArch32 TTBCR/VTCR).
@@ -961,33 +948,32 @@ impl<F: Flavour> Format for Lpae<F> {
         F::DIRTY && self.cfg.dirty_tracking
     }
 
-    /// DBM set and the hardware has written: AP\[2\] clear (stage 1) or S2AP\[1\] set
-    /// (stage 2).
+    /// Writable as the hardware sees it: AP\[2\] clear (stage 1) or S2AP\[1\] set
+    /// (stage 2), whether the hardware made it so on a write (DBM set) or the leaf was
+    /// made writable while tracking was off. A writable-clean leaf is not dirty.
     #[inline]
     fn leaf_dirty(&self, _level: u32, pte: u64) -> bool {
-        let ap = self.dirty_ap();
         match self.cfg.stage {
-            Stage::S1 => pte & (DESC_DBM | ap) == DESC_DBM,
-            Stage::S2 => pte & (DESC_DBM | ap) == DESC_DBM | ap,
+            Stage::S1 => pte & S1_AP_RDONLY == 0,
+            Stage::S2 => pte & S2_AP_WRITE != 0,
         }
     }
 
-    /// A DBM leaf made writable-clean: AP\[2\] set (stage 1) or S2AP\[1\] cleared
-    /// (stage 2). Other leaves are returned as they are.
+    /// A writable leaf made writable-clean: DBM with AP\[2\] set (stage 1), or DBM with
+    /// S2AP\[1\] cleared (stage 2). Read-only and writable-clean leaves are returned as
+    /// they are.
     #[inline]
     fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
-        if pte & DESC_DBM == 0 {
-            return pte;
-        }
         match self.cfg.stage {
-            Stage::S1 => pte | S1_AP_RDONLY,
-            Stage::S2 => pte & !S2_AP_WRITE,
+            Stage::S1 if pte & S1_AP_RDONLY == 0 => pte | DESC_DBM | S1_AP_RDONLY,
+            Stage::S2 if pte & S2_AP_WRITE != 0 => (pte | DESC_DBM) & !S2_AP_WRITE,
+            _ => pte,
         }
     }
 
-    /// A DBM leaf made writable-dirty, as the hardware does on a write: AP\[2\]
-    /// cleared (stage 1) or S2AP\[1\] set (stage 2). Other leaves are returned as they
-    /// are.
+    /// A writable-clean (DBM) leaf made writable-dirty, as the hardware does on a write:
+    /// AP\[2\] cleared (stage 1) or S2AP\[1\] set (stage 2); DBM stays. Other leaves
+    /// (read-only, already writable) are returned as they are.
     #[inline]
     fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
         if pte & DESC_DBM == 0 {
