@@ -311,7 +311,7 @@ const ARM64_OPTIONS: &[OptionInfo] = &[
         Opt::DirtyTracking,
         ON_OFF,
         "off",
-        "hardware dirty tracking: DBM in writable leaves, HTTU (TCR/VTCR HA+HD)",
+        "hardware dirty tracking: writable-clean leaves with DBM, HTTU (TCR/VTCR HA+HD)",
     ),
 ];
 
@@ -345,7 +345,7 @@ const ARM32_OPTIONS: &[OptionInfo] = &[
         Opt::DirtyTracking,
         ON_OFF,
         "off",
-        "hardware dirty tracking: DBM in writable leaves, HTTU (TCR/VTCR HA+HD)",
+        "hardware dirty tracking: writable-clean leaves with DBM, HTTU (TCR/VTCR HA+HD)",
     ),
 ];
 
