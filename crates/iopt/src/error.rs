@@ -132,6 +132,9 @@ pub enum Error {
         "the table's format has no hardware dirty tracking (or it is not enabled in its configuration)"
     )]
     NoDirtyTracking,
+    /// A dirty bitmap's page size is not a power of two (the value given).
+    #[error("dirty bitmap page size {0:#x} is not a power of two")]
+    BadBitmapPageSize(u64),
     /// The configuration cannot be built; the message names the limit.
     #[error("invalid configuration: {0}")]
     BadConfig(&'static str),

@@ -202,17 +202,41 @@ pub trait Format: Sized + Send + Sync {
     fn leaf_dirty(&self, _level: u32, _pte: u64) -> bool {
         false
     }
-    /// The leaf `pte` at `level` with its dirty record set, as the hardware sets it on a
-    /// write (the mapping and its permissions unchanged). Only asked when
-    /// [`Format::tracks_dirty`] is true; default: `pte` unchanged.
-    #[inline]
-    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
-        pte
-    }
     /// The leaf `pte` at `level` with its dirty record reset (the mapping and its
     /// permissions unchanged). Only asked when [`Format::tracks_dirty`] is true.
     #[inline]
     fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
         pte
+    }
+    /// The leaf `pte` at `level` with its dirty record set as the hardware sets it on a
+    /// write (D set; ARM: AP\[2\] cleared at stage 1, S2AP\[1\] set at stage 2), the
+    /// mapping unchanged. A leaf the hardware could not write through (read-only, or
+    /// without ARM's DBM) is returned as it is. Used to carry a dirty large page's state
+    /// into the smaller entries that replace it, and (ARM) to make every leaf
+    /// writable-dirty when tracking is switched off. Default: the identity.
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        pte
+    }
+    /// True if, while dirty tracking is on, a freshly made writable leaf must be cleaned
+    /// ([`Format::leaf_clean`]) before it is written, and every leaf must change when
+    /// tracking is switched on or off (ARM's DBM scheme: a writable-clean leaf is
+    /// read-only in the hardware's eyes until the first write makes it writable-dirty).
+    /// False (the default) where the dirty record is a bit of its own that does not
+    /// restrict access (D in AMD v1, VT-d, RISC-V, x86-64). Only acted on while tracking
+    /// is on, so a format may answer true for configurations without dirty tracking
+    /// (a constant keeps the map paths free of a configuration load).
+    #[inline]
+    fn dirty_fresh_clean(&self) -> bool {
+        false
+    }
+    /// [`Format::hw_words`] for a table whose dirty tracking is switched on (`tracking`)
+    /// or off at run time ([`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking)):
+    /// the enables of hardware dirty updates (AMD `DTE.HAD`, VT-d `SSADE`, RISC-V
+    /// `DC.tc.SADE`, ARM TCR/VTCR `HA`/`HD`) follow `tracking`. Only asked with `tracking`
+    /// true when [`Format::tracks_dirty`] is. Default: [`Format::hw_words`].
+    #[inline]
+    fn hw_words_tracking(&self, root_pa: u64, top_level: u32, _tracking: bool) -> HwWords {
+        self.hw_words(root_pa, top_level)
     }
 }

@@ -123,6 +123,6 @@ pub use safe::{Table, Unmapped};
 #[cfg(feature = "std")]
 pub use shared::{RangeGuard, SharedGuard, SharedTable};
 pub use spec::{AnyFormat, FormatSpec, FormatVisitor, SpecError};
-pub use table::DirtyFlags;
 pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};
 pub use table::{Bbm, Cut, Protected, UnmapMode};
+pub use table::{DirtyBitmap, DirtyFlags};

@@ -600,6 +600,38 @@ mod arena {
             // published through it.
             Some(a.fetch_or(bits, core::sync::atomic::Ordering::SeqCst))
         }
+
+        /// Replaces the 64-bit word at physical address `pa` by `new` if it holds `old`,
+        /// with an atomic compare-and-swap, as an IOMMU rewrites an entry's permission
+        /// or dirty bits (ARM's hardware dirty state update clears AP\[2\] this way).
+        /// Returns the value found (`Ok` if it was `old` and the swap happened), or
+        /// `None` outside the arena.
+        ///
+        /// # Safety
+        /// As for [`Self::fetch_or_u64`]: the word is a table entry or unused memory, and
+        /// `new` differs from `old` only in bits that do not change the entry's kind,
+        /// address or size.
+        pub unsafe fn compare_exchange_u64(
+            &self,
+            pa: u64,
+            old: u64,
+            new: u64,
+        ) -> Option<Result<u64, u64>> {
+            let off = usize::try_from(pa.checked_sub(self.base_pa)?).ok()?;
+            if off % 8 != 0 || off + 8 > self.capacity {
+                return None;
+            }
+            // SAFETY: as in `fetch_or_u64`.
+            let a =
+                unsafe { &*(self.buf.as_ptr().add(off) as *const core::sync::atomic::AtomicU64) };
+            // SeqCst: as in `fetch_or_u64`.
+            Some(a.compare_exchange(
+                old,
+                new,
+                core::sync::atomic::Ordering::SeqCst,
+                core::sync::atomic::Ordering::SeqCst,
+            ))
+        }
     }
 
     impl Drop for ArenaMemory {

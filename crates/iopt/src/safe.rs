@@ -459,7 +459,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// t.map(0x4000_0000, 0x8000_0000, 0x4000_0000, Prot::READ)?; // one 1 GiB page
     /// let cut = t.cut(0x4010_0000, Bbm::Refuse)?.unwrap();
     /// assert_eq!((cut.base, cut.size, cut.bbm), (0x4000_0000, 0x4000_0000, false));
-    /// assert_eq!(t.translate(0x400f_f000).unwrap().size, 0x20_0000);
+    /// // 2 MiB pages where they fit, 64K (Svnapot) runs next to the cut.
+    /// assert_eq!(t.translate(0x4020_0000).unwrap().size, 0x20_0000);
+    /// assert_eq!(t.translate(0x400f_f000).unwrap().size, 0x1_0000);
     /// # Ok::<(), iopt::Error>(())
     /// ```
     pub fn cut(&mut self, iova: u64, bbm: Bbm) -> Result<Option<Cut>> {
@@ -542,7 +544,8 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
 
     /// Reports every mapping in `[iova, iova + len)` that the hardware wrote through
     /// since it was made or last cleaned, as `record(base, size)` with the mapping's
-    /// whole extent, and cleans it unless `flags` has
+    /// extent clipped to the range (a large page crossing an end is cleaned whole), and
+    /// cleans it unless `flags` has
     /// [`DirtyFlags::NO_CLEAR`]; cleaned extents go to `gather` for [`Table::sync`].
     /// See [`PageTable::read_and_clear_dirty`] for the details and the errors
     /// ([`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking) when the format has no
@@ -578,6 +581,47 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
             self.raw
                 .read_and_clear_dirty(iova, len, flags, gather, &mut record)
         }
+    }
+
+    /// Switches hardware dirty tracking on or off; see
+    /// [`PageTable::set_dirty_tracking`] for what changes per format (ARM rewrites every
+    /// writable leaf and gathers it; the others change only their hardware words, read
+    /// them again with [`Table::info`]). Errors:
+    /// [`Error::NoDirtyTracking`](crate::Error::NoDirtyTracking) when the format has no
+    /// dirty tracking (nothing changes).
+    ///
+    /// ```
+    /// use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Table};
+    /// let fmt = AmdV1::new(AmdV1Config { dirty_tracking: true, ..AmdV1Config::default() })?;
+    /// let mut t = Table::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// let mut g = Gather::new();
+    /// t.set_dirty_tracking(false, &mut g)?;
+    /// assert!(!t.dirty_tracking());
+    /// assert_eq!(t.info().hw.get("DTE.HAD"), Some(0)); // the IOMMU stops setting D
+    /// t.set_dirty_tracking(true, &mut g)?;
+    /// assert_eq!(t.info().hw.get("DTE.HAD"), Some(3));
+    /// assert!(g.is_empty()); // AMD v1 entries do not change
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn set_dirty_tracking(&mut self, enable: bool, gather: &mut Gather) -> Result<()> {
+        // SAFETY: `&mut self` owns every range of the table, so no map or unmap runs.
+        unsafe { self.raw.set_dirty_tracking(enable, gather) }
+    }
+
+    /// True while dirty tracking is switched on ([`PageTable::dirty_tracking`]).
+    ///
+    /// ```
+    /// use iopt::fmt::x86_64::{X86_64, X86_64Config};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, Table};
+    /// let t = Table::new(X86_64::new(X86_64Config::default())?, HeapMemory::new(), NoFlush)?;
+    /// assert!(!t.dirty_tracking()); // not configured
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn dirty_tracking(&self) -> bool {
+        self.raw.dirty_tracking()
     }
 
     /// Invalidates what `gather` collected through the flush operations, then frees the

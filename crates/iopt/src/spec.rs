@@ -310,6 +310,12 @@ const ARM64_OPTIONS: &[OptionInfo] = &[
         "the IOMMU's table walks snoop the CPU caches",
     ),
     OptionInfo::new(
+        Opt::DirtyTracking,
+        ON_OFF,
+        "off",
+        "hardware dirty tracking: writable-clean leaves with DBM, HTTU (TCR/VTCR HA+HD)",
+    ),
+    OptionInfo::new(
         Opt::Bbml,
         "0, 1 or 2",
         "0",
@@ -342,6 +348,12 @@ const ARM32_OPTIONS: &[OptionInfo] = &[
         ON_OFF,
         "on",
         "the IOMMU's table walks snoop the CPU caches",
+    ),
+    OptionInfo::new(
+        Opt::DirtyTracking,
+        ON_OFF,
+        "off",
+        "hardware dirty tracking: writable-clean leaves with DBM, HTTU (TCR/VTCR HA+HD)",
     ),
     OptionInfo::new(
         Opt::Bbml,
@@ -410,6 +422,12 @@ const X86_64_OPTIONS: &[OptionInfo] = &[
         ON_OFF,
         "on",
         "sign-extended IOVAs, both halves (off: the lower half only, as AMD v2)",
+    ),
+    OptionInfo::new(
+        Opt::DirtyTracking,
+        ON_OFF,
+        "off",
+        "hardware dirty tracking: writable leaves start with D clear",
     ),
 ];
 
@@ -723,7 +741,7 @@ impl Fam {
 ///     FormatSpec::X86_64(X86_64Config { levels: 5, sign_extend: false, ..X86_64Config::default() })
 /// );
 /// assert_eq!(spec.to_string(), "x86-64:levels=5,no-sign-extend");
-/// assert_eq!(format!("{spec:#}"), "x86-64:levels=5,oas=52,sme-c-bit=none,no-sign-extend");
+/// assert_eq!(format!("{spec:#}"), "x86-64:levels=5,oas=52,sme-c-bit=none,no-sign-extend,no-dirty-tracking");
 /// # Ok::<(), iopt::spec::SpecError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -773,6 +791,7 @@ fn resolve(fam: Fam, g: &Given) -> FormatSpec {
                 coherent_walk: g.flag(Opt::CoherentWalk, d.coherent_walk),
                 ttbr1: g.flag(Opt::Ttbr1, d.ttbr1),
                 ns: g.flag(Opt::Ns, d.ns),
+                dirty_tracking: g.flag(Opt::DirtyTracking, d.dirty_tracking),
                 bbm_level: bbml(g, d.bbm_level),
             })
         }
@@ -789,6 +808,7 @@ fn resolve(fam: Fam, g: &Given) -> FormatSpec {
                 contiguous: g.flag(Opt::Contig, d.contiguous),
                 coherent_walk: g.flag(Opt::CoherentWalk, d.coherent_walk),
                 ns: g.flag(Opt::Ns, d.ns),
+                dirty_tracking: g.flag(Opt::DirtyTracking, d.dirty_tracking),
                 bbm_level: bbml(g, d.bbm_level),
             })
         }
@@ -823,6 +843,7 @@ fn resolve(fam: Fam, g: &Given) -> FormatSpec {
                 oa_bits: g.num(Opt::Oas, d.oa_bits),
                 sign_extend: g.flag(Opt::SignExtend, d.sign_extend),
                 sme_c_bit: g.sme_c_bit(d.sme_c_bit),
+                dirty_tracking: g.flag(Opt::DirtyTracking, d.dirty_tracking),
             })
         }
         Fam::ArmV7s => {
@@ -958,6 +979,7 @@ impl FormatSpec {
                 put(Opt::Ns, Bool(c.ns));
                 put(Opt::Contig, Bool(c.contiguous));
                 put(Opt::CoherentWalk, Bool(c.coherent_walk));
+                put(Opt::DirtyTracking, Bool(c.dirty_tracking));
                 put(Opt::Bbml, Num(u32::from(c.bbm_level)));
             }
             FormatSpec::Arm32(c) => {
@@ -966,6 +988,7 @@ impl FormatSpec {
                 put(Opt::Ns, Bool(c.ns));
                 put(Opt::Contig, Bool(c.contiguous));
                 put(Opt::CoherentWalk, Bool(c.coherent_walk));
+                put(Opt::DirtyTracking, Bool(c.dirty_tracking));
                 put(Opt::Bbml, Num(u32::from(c.bbm_level)));
             }
             FormatSpec::Mali(c) => {
@@ -986,6 +1009,7 @@ impl FormatSpec {
                 put(Opt::Oas, Num(c.oa_bits));
                 put(Opt::SmeCBit, Val::BitOrNone(c.sme_c_bit));
                 put(Opt::SignExtend, Bool(c.sign_extend));
+                put(Opt::DirtyTracking, Bool(c.dirty_tracking));
             }
             FormatSpec::ArmV7s(c) => {
                 put(Opt::Oas, Num(c.oa_bits));
@@ -1615,6 +1639,9 @@ fn arm_words(
     if cfg.ns {
         f.write_str(", non-secure")?;
     }
+    if cfg.dirty_tracking {
+        f.write_str(", dirty tracking")?;
+    }
     Ok(())
 }
 
@@ -1638,6 +1665,7 @@ impl fmt::Display for Description {
                     coherent_walk: c.coherent_walk,
                     ttbr1: false,
                     ns: c.ns,
+                    dirty_tracking: c.dirty_tracking,
                     bbm_level: c.bbm_level,
                 };
                 arm_words(f, &arm, built.levels(), true)
@@ -1677,6 +1705,9 @@ impl fmt::Display for Description {
                 )?;
                 if let Some(bit) = c.sme_c_bit {
                     write!(f, ", SME C-bit {bit}")?;
+                }
+                if c.dirty_tracking {
+                    f.write_str(", dirty tracking")?;
                 }
                 Ok(())
             }
@@ -1819,6 +1850,15 @@ static CATALOGUE: &[CatalogueEntry] = &[
     E::new("arm64-s1/64K/ias42", "arm64-s1:granule=64k,ias=42,oas=44"),
     E::new("arm64-s1/4K/ttbr1", "arm64-s1:ttbr1"),
     E::new("arm64-s1/4K/ias39/ttbr1", "arm64-s1:ias=39,ttbr1"),
+    E::new("arm64-s1/4K/dirty", "arm64-s1:dirty-tracking"),
+    E::new(
+        "arm64-s1/16K/ttbr1/dirty",
+        "arm64-s1:granule=16k,ttbr1,dirty-tracking",
+    ),
+    E::new(
+        "arm64-s1/64K/oas52/dirty",
+        "arm64-s1:granule=64k,oas=52,dirty-tracking",
+    ),
     E::new("arm64-s1/4K/bbml2", "arm64-s1:bbml=2"),
     E::new("arm64-s1/16K/bbml2", "arm64-s1:granule=16k,bbml=2"),
     E::new(
@@ -1828,6 +1868,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     // ARM64 stage 2: concatenated top tables (2, 8 and 16), start levels, ias above oas.
     E::demo("arm64-s2/4K/ias40", "arm64-s2:ias=40"),
     E::new("arm64-s2/4K", "arm64-s2"),
+    E::new("arm64-s2/4K/dirty", "arm64-s2:dirty-tracking"),
     E::new("arm64-s2/4K/bbml2", "arm64-s2:bbml=2"),
     E::new("arm64-s2/4K/ias32", "arm64-s2:ias=32,oas=40"),
     E::new("arm64-s2/4K/ias40/no-contig", "arm64-s2:ias=40,no-contig"),
@@ -1861,6 +1902,8 @@ static CATALOGUE: &[CatalogueEntry] = &[
     E::new("arm32-s1/ias30/oas32", "arm32-s1:ias=30,oas=32"),
     E::new("arm32-s1/ias30/oas36", "arm32-s1:ias=30,oas=36"),
     E::new("arm32-s1/ns/incoherent", "arm32-s1:ns,no-coherent-walk"),
+    E::new("arm32-s1/dirty", "arm32-s1:dirty-tracking"),
+    E::new("arm32-s2/ias40/dirty", "arm32-s2:ias=40,dirty-tracking"),
     E::new("arm32-s1/bbml2", "arm32-s1:bbml=2"),
     E::demo("arm32-s2/ias40", "arm32-s2:ias=40"),
     E::new(
@@ -1895,6 +1938,11 @@ static CATALOGUE: &[CatalogueEntry] = &[
         "x86-64:levels=5,no-sign-extend",
     ),
     E::new("x86-64/4-level/oas40", "x86-64:oas=40"),
+    E::new("x86-64/4-level/dirty", "x86-64:dirty-tracking"),
+    E::new(
+        "x86-64/5-level/lower-half/dirty",
+        "x86-64:levels=5,no-sign-extend,dirty-tracking",
+    ),
     // ARMv7 short descriptors.
     E::demo("armv7s", "armv7s"),
     E::new("armv7s/ns", "armv7s:ns"),

@@ -139,6 +139,7 @@ impl Geo {
             coherent_walk: true,
             ttbr1: self.ttbr1,
             ns: false,
+            dirty_tracking: false,
             bbm_level: 0,
         })
         .unwrap()

@@ -224,16 +224,17 @@ fn holes_are_skipped_and_ranges_are_respected() {
 }
 
 #[test]
-fn a_leaf_crossing_the_range_is_reported_and_cleaned_whole() {
+fn a_leaf_crossing_the_range_is_reported_clipped_and_cleaned_whole() {
     let mem = arena();
     let pt = PageTable::new(vtd(3), &mem, NoFlush).unwrap();
     map(&pt, M2, 0x4000_0000, M2, 1);
     let pa = hw_mark(&pt, &mem, M2, VTD_D);
     let mut g = Gather::new();
-    // One page in the middle of the 2M page.
+    // One page in the middle of the 2M page: reported for that page only, but the
+    // whole leaf (one entry) is cleaned and gathered.
     assert_eq!(
         read(&pt, M2 + 0x8_0000, K4, DirtyFlags::empty(), &mut g),
-        Ok(vec![(M2, M2)])
+        Ok(vec![(M2 + 0x8_0000, K4)])
     );
     assert_eq!(g.range(), Some((M2, 2 * M2 - 1)));
     assert_eq!(g.granule(), M2);
@@ -278,10 +279,11 @@ fn amd_runs_are_one_leaf() {
     let e3 = hw_mark(&pt, &mem, 0x40_3000, AMD_D);
     assert_eq!(e3, first + 3 * 8);
     let mut g = Gather::new();
-    // A range that starts inside the run: the run is reported once, whole.
+    // A range that starts inside the run: the run is reported once, clipped to the
+    // range (the mark is on another entry of the run: the run is one leaf).
     assert_eq!(
         read(&pt, 0x40_6000, 0x3000, DirtyFlags::NO_CLEAR, &mut g),
-        Ok(vec![(0x40_0000, 0x8000)])
+        Ok(vec![(0x40_6000, 0x2000)])
     );
     assert!(g.is_empty());
     assert_eq!(
@@ -354,6 +356,12 @@ fn refuses_without_dirty_tracking<F: Format>(label: &str, fmt: F) {
             unsafe { pt.read_and_clear_dirty(iova, s0, flags, &mut g, &mut |_, _| called = true) };
         assert_eq!(r, Err(Error::NoDirtyTracking), "{label} {}", F::NAME);
         assert!(!called);
+    }
+    for enable in [true, false] {
+        // SAFETY: one thread.
+        let r = unsafe { pt.set_dirty_tracking(enable, &mut g) };
+        assert_eq!(r, Err(Error::NoDirtyTracking), "{label} {}", F::NAME);
+        assert!(!pt.dirty_tracking());
     }
     assert!(g.is_empty());
     assert!(ArenaMemory::same_image(&image, &mem.image()));
@@ -534,14 +542,16 @@ fn range_guard_stays_inside_its_range() {
     assert_eq!(recs, [(M2 + K4, K4)]);
     drop(g);
     t.sync(&mut gather);
-    // A guard smaller than a 2M page reports and cleans the page whole.
+    // A guard smaller than a 2M page reports the part in its range, and cleans the
+    // page whole (one entry).
     let mut g = t.lock(0x10_0000, K4).unwrap();
     recs.clear();
     g.read_and_clear_dirty(0x10_0000, K4, DirtyFlags::empty(), &mut gather, |b, s| {
         recs.push((b, s))
     })
     .unwrap();
-    assert_eq!(recs, [(0, M2)]);
+    assert_eq!(recs, [(0x10_0000, K4)]);
+    assert_eq!(gather.range(), Some((0, M2 - 1)));
     drop(g);
     t.sync(&mut gather);
     // Only the page outside both guards is still dirty.
@@ -652,5 +662,578 @@ fn concurrent_hardware_marks_are_not_lost() {
             pt.sync(&mut g);
         }
         map(&pt, 0, 0x1000_0000, K4, 64);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Every format with dirty tracking: hardware writes as the hardware makes them
+// ---------------------------------------------------------------------------------------
+
+/// ARM's dirty bit modifier, stage-1 AP[2] (read-only) and stage-2 S2AP[1] (write).
+const ARM_DBM: u64 = 1 << 51;
+const ARM_AP2: u64 = 1 << 7;
+const ARM_S2AP_W: u64 = 1 << 7;
+
+/// How the hardware records a write through a leaf, per format, from the specs (not
+/// from the library's encoding functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hw {
+    /// Sets a D bit (x86-64 bit 6, AMD v1 bit 6, VT-d bit 9, RISC-V bit 7).
+    SetBit(u64),
+    /// ARM stage 1: clears AP[2] of a DBM leaf.
+    ArmS1,
+    /// ARM stage 2: sets S2AP[1] of a DBM leaf.
+    ArmS2,
+}
+
+impl Hw {
+    fn of<F: Format, M: TableMemory, X: FlushOps>(pt: &PageTable<F, M, X>) -> Hw {
+        match F::NAME {
+            "vtd-ss" => Hw::SetBit(VTD_D),
+            "amdv1" => Hw::SetBit(AMD_D),
+            "x86-64" => Hw::SetBit(1 << 6),
+            "riscv" => Hw::SetBit(1 << 7),
+            n if n.starts_with("arm") => {
+                if pt.info().hw.get("VTTBR").is_some() {
+                    Hw::ArmS2
+                } else {
+                    Hw::ArmS1
+                }
+            }
+            n => panic!("no hardware model for {n}"),
+        }
+    }
+
+    fn is_arm(self) -> bool {
+        self != Hw::SetBit(self.bit())
+    }
+
+    fn bit(self) -> u64 {
+        match self {
+            Hw::SetBit(b) => b,
+            _ => 0,
+        }
+    }
+
+    /// The entry after a write through it.
+    fn written(self, e: u64) -> u64 {
+        match self {
+            Hw::SetBit(b) => e | b,
+            Hw::ArmS1 => {
+                assert_ne!(e & ARM_DBM, 0, "a write through a leaf without DBM: {e:#x}");
+                e & !ARM_AP2
+            }
+            Hw::ArmS2 => {
+                assert_ne!(e & ARM_DBM, 0, "a write through a leaf without DBM: {e:#x}");
+                e | ARM_S2AP_W
+            }
+        }
+    }
+
+    fn is_dirty(self, e: u64) -> bool {
+        match self {
+            Hw::SetBit(b) => e & b != 0,
+            // Writable to the hardware (after a write, or made while tracking was off).
+            Hw::ArmS1 => e & ARM_AP2 == 0,
+            Hw::ArmS2 => e & ARM_S2AP_W != 0,
+        }
+    }
+
+    /// Plays the IOMMU writing through the leaf entry at `pa`: a compare-and-swap on the
+    /// entry's bytes, retried. True if this write marked the entry (clean to dirty).
+    fn write(self, mem: &ArenaMemory, pa: u64) -> bool {
+        loop {
+            let e = mem.read_u64(pa).unwrap();
+            let n = self.written(e);
+            if n == e {
+                return false;
+            }
+            // SAFETY: `pa` is a leaf entry; only its dirty record changes.
+            match unsafe { mem.compare_exchange_u64(pa, e, n) }.unwrap() {
+                Ok(_) => return true,
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// The page sizes of a table, smallest first.
+fn sizes(info: &iopt::Info) -> Vec<u64> {
+    (0..64)
+        .filter(|b| info.pgsize_bitmap >> b & 1 != 0)
+        .map(|b| 1u64 << b)
+        .collect()
+}
+
+/// The distinct entries that hold the leaf at `iova ..+ size` (every replica of a run;
+/// the one entry of a large page), in order.
+fn leaf_entries<F: Format, M: TableMemory, X: FlushOps>(
+    pt: &PageTable<F, M, X>,
+    mem: &ArenaMemory,
+    iova: u64,
+    size: u64,
+    step: u64,
+) -> Vec<u64> {
+    let mut v: Vec<u64> = (0..size / step)
+        .map(|k| entry_pa(pt, mem, iova + k * step))
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Pages and a leaf of the second page size (a run or a large page), written through as
+/// the hardware does (on one replica of a run; on a large page the range only partly
+/// covers), read with and without `NO_CLEAR`: the extents are clipped to the range,
+/// the entries are exactly as made again afterwards, the gather holds exactly the
+/// cleaned leaves.
+fn hardware_writes<F: Format>(label: &str, fmt: F) {
+    let mem = arena();
+    let pt = PageTable::new(fmt, &mem, NoFlush).unwrap();
+    let hw = Hw::of(&pt);
+    let info = pt.info();
+    let sz = sizes(&info);
+    let (s0, s1) = (sz[0], sz[1]);
+    let base = info.aperture.start;
+    map(&pt, base, 0x100_0000, s0, 4);
+    let big = base + 2 * s1;
+    map(&pt, big, 4 * s1, s1, 1);
+    // SAFETY: one thread.
+    let t = unsafe { pt.translate(big + s1 - 1) }.unwrap();
+    assert_eq!((t.iova_base, t.size), (big, s1), "{label}: one leaf");
+    assert!(
+        t.prot.contains(Prot::WRITE),
+        "{label}: writable-clean reads as writable"
+    );
+    let pages: Vec<u64> = (0..4).map(|i| entry_pa(&pt, &mem, base + i * s0)).collect();
+    let big_entries = leaf_entries(&pt, &mem, big, s1, s0);
+    let all: Vec<u64> = pages.iter().chain(&big_entries).copied().collect();
+    let made: Vec<u64> = all.iter().map(|&pa| mem.read_u64(pa).unwrap()).collect();
+    for (&pa, &e) in all.iter().zip(&made) {
+        assert!(
+            !hw.is_dirty(e),
+            "{label}: fresh leaf at {pa:#x} dirty: {e:#x}"
+        );
+    }
+    // The format's own hooks agree with the hardware model.
+    let f = pt.format();
+    assert_eq!(
+        f.leaf_mark_dirty(0, made[0]),
+        hw.written(made[0]),
+        "{label}"
+    );
+    assert!(f.leaf_dirty(0, hw.written(made[0])), "{label}");
+    assert_eq!(f.leaf_clean(0, hw.written(made[0])), made[0], "{label}");
+    let lvl = t.level;
+    let b0 = made[4];
+    assert_eq!(f.leaf_mark_dirty(lvl, b0), hw.written(b0), "{label}");
+    assert_eq!(f.leaf_clean(lvl, hw.written(b0)), b0, "{label}");
+    let image0 = mem.image();
+    let mut g = Gather::new();
+    assert_eq!(
+        read(&pt, base, 3 * s1, DirtyFlags::NO_CLEAR, &mut g),
+        Ok(vec![]),
+        "{label}"
+    );
+    // The device writes page 1 and the last part of the big leaf (its last replica).
+    assert!(hw.write(&mem, pages[1]));
+    assert!(hw.write(&mem, *big_entries.last().unwrap()));
+    assert!(!hw.write(&mem, pages[1]), "{label}: already dirty");
+    let marked = mem.image();
+    // A range that covers the pages and the first half of the big leaf.
+    let len = 2 * s1 + s1 / 2;
+    let want = vec![(base + s0, s0), (big, s1 / 2)];
+    assert_eq!(
+        read(&pt, base, len, DirtyFlags::NO_CLEAR, &mut g),
+        Ok(want.clone()),
+        "{label}"
+    );
+    assert!(g.is_empty(), "{label}");
+    assert!(ArenaMemory::same_image(&marked, &mem.image()), "{label}");
+    assert_eq!(
+        read(&pt, base, len, DirtyFlags::empty(), &mut g),
+        Ok(want),
+        "{label}"
+    );
+    // Cleaned: page 1 and the whole big leaf (one entry for the hardware).
+    assert_eq!(g.range(), Some((base + s0, big + s1 - 1)), "{label}");
+    assert_eq!(g.granule(), s0, "{label}");
+    for (&pa, &e) in all.iter().zip(&made) {
+        assert_eq!(
+            mem.read_u64(pa).unwrap(),
+            e,
+            "{label}: entry {pa:#x} after cleaning"
+        );
+    }
+    assert!(ArenaMemory::same_image(&image0, &mem.image()), "{label}");
+    pt.sync(&mut g);
+    // One replica in the middle of a run (or the large page itself) marks it whole.
+    let mid = big_entries[big_entries.len() / 2];
+    assert!(hw.write(&mem, mid));
+    assert_eq!(
+        read(&pt, base, 3 * s1, DirtyFlags::empty(), &mut g),
+        Ok(vec![(big, s1)]),
+        "{label}"
+    );
+    assert_eq!(g.range(), Some((big, big + s1 - 1)), "{label}");
+    assert!(ArenaMemory::same_image(&image0, &mem.image()), "{label}");
+    // Clean now.
+    let mut g2 = Gather::new();
+    assert_eq!(
+        read(&pt, base, 3 * s1, DirtyFlags::empty(), &mut g2),
+        Ok(vec![])
+    );
+    assert!(g2.is_empty(), "{label}");
+    pt.sync(&mut g);
+}
+
+common::config_tests!(
+    hardware_writes_every_format,
+    common::dirty_configs(),
+    hardware_writes
+);
+
+/// The enable of hardware dirty updates in the words, per format (`None`: x86-64, which
+/// has none).
+fn tracking_word<F: Format>(hw: Hw, info: &iopt::Info) -> Option<u64> {
+    let w = &info.hw;
+    match F::NAME {
+        "amdv1" => w.get("DTE.HAD"),
+        "vtd-ss" => w.get("SSADE"),
+        "riscv" => w.get("DC.tc.SADE"),
+        "x86-64" => None,
+        "arm32-lpae" => w.get("HTTU"),
+        _ if hw == Hw::ArmS1 => w.get("TCR").map(|t| t >> 39 & 3),
+        _ => w.get("VTCR").map(|t| t >> 21 & 3),
+    }
+}
+
+/// Switching tracking off and on again: what changes in the entries (ARM: writable leaves
+/// become writable-dirty, then writable-clean, each change gathered), in the hardware
+/// words, and how new maps are made in each state.
+fn switching_tracking<F: Format>(label: &str, fmt: F) {
+    let mem = arena();
+    let pt = PageTable::new(fmt, &mem, NoFlush).unwrap();
+    let hw = Hw::of(&pt);
+    let info = pt.info();
+    let s0 = sizes(&info)[0];
+    let base = info.aperture.start;
+    assert!(pt.dirty_tracking(), "{label}: on from creation");
+    map(&pt, base, 0x100_0000, s0, 4);
+    // SAFETY: one thread.
+    let r = unsafe { pt.map_pages(base + 6 * s0, 0x200_0000, s0, 1, Prot::READ) };
+    assert_eq!(r, (s0, Ok(())));
+    let pages: Vec<u64> = (0..4).map(|i| entry_pa(&pt, &mem, base + i * s0)).collect();
+    let ro = entry_pa(&pt, &mem, base + 6 * s0);
+    let words_on = pt.info().hw;
+    let on_word = tracking_word::<F>(hw, &pt.info());
+    let image_on = mem.image();
+    let mut g = Gather::new();
+    // Switching to the state the table is in changes nothing.
+    // SAFETY: one thread; no hardware.
+    unsafe { pt.set_dirty_tracking(true, &mut g) }.unwrap();
+    assert!(g.is_empty() && ArenaMemory::same_image(&image_on, &mem.image()));
+    // Off.
+    // SAFETY: as above.
+    unsafe { pt.set_dirty_tracking(false, &mut g) }.unwrap();
+    assert!(!pt.dirty_tracking());
+    let off_info = pt.info();
+    if hw.is_arm() {
+        for &pa in &pages {
+            let e = mem.read_u64(pa).unwrap();
+            assert!(hw.is_dirty(e), "{label}: writable-dirty when off: {e:#x}");
+        }
+        assert_eq!(g.range(), Some((base, base + 4 * s0 - 1)), "{label}");
+        assert_eq!(g.granule(), s0);
+        assert_eq!(
+            (on_word, tracking_word::<F>(hw, &off_info)),
+            (Some(3), Some(0))
+        );
+    } else {
+        assert!(g.is_empty(), "{label}");
+        assert!(ArenaMemory::same_image(&image_on, &mem.image()), "{label}");
+        let off_word = tracking_word::<F>(hw, &off_info);
+        match F::NAME {
+            "amdv1" => assert_eq!((on_word, off_word), (Some(3), Some(0))),
+            "vtd-ss" => assert_eq!((on_word, off_word), (Some(1), Some(0))),
+            // D is made clear: the IOMMU must keep updating it.
+            "riscv" => assert_eq!((on_word, off_word), (Some(1), Some(1))),
+            _ => assert_eq!(off_info.hw, words_on, "{label}"),
+        }
+    }
+    // The read-only leaf never changes.
+    assert_eq!(
+        mem.read_u64(ro).unwrap(),
+        u64::from_le_bytes(
+            image_on[(ro - ARENA_BASE) as usize..][..8]
+                .try_into()
+                .unwrap()
+        )
+    );
+    pt.sync(&mut g);
+    // A map while off: writable-dirty on ARM, clean elsewhere (D is not preset).
+    map(&pt, base + 8 * s0, 0x300_0000, s0, 1);
+    let new_off = entry_pa(&pt, &mem, base + 8 * s0);
+    assert_eq!(
+        hw.is_dirty(mem.read_u64(new_off).unwrap()),
+        hw.is_arm(),
+        "{label}: a map while off"
+    );
+    // On again: the old entries as they were, the words as they were.
+    // SAFETY: as above.
+    unsafe { pt.set_dirty_tracking(true, &mut g) }.unwrap();
+    assert!(pt.dirty_tracking());
+    assert_eq!(pt.info().hw, words_on, "{label}");
+    for &pa in pages.iter().chain([&ro]) {
+        let off = (pa - ARENA_BASE) as usize;
+        assert_eq!(
+            mem.read_u64(pa).unwrap().to_le_bytes(),
+            image_on[off..off + 8],
+            "{label}: entry {pa:#x} back to writable-clean"
+        );
+    }
+    assert!(!hw.is_dirty(mem.read_u64(new_off).unwrap()), "{label}");
+    if hw.is_arm() {
+        assert_eq!(g.range(), Some((base, base + 9 * s0 - 1)), "{label}");
+    } else {
+        assert!(g.is_empty(), "{label}");
+    }
+    pt.sync(&mut g);
+    // A map while on is clean.
+    map(&pt, base + 10 * s0, 0x400_0000, s0, 1);
+    let new_on = entry_pa(&pt, &mem, base + 10 * s0);
+    assert!(!hw.is_dirty(mem.read_u64(new_on).unwrap()), "{label}");
+    assert_eq!(
+        read(&pt, base, 16 * s0, DirtyFlags::empty(), &mut g),
+        Ok(vec![]),
+        "{label}"
+    );
+    // And the hardware can still mark it.
+    assert!(hw.write(&mem, new_on));
+    assert_eq!(
+        read(&pt, base, 16 * s0, DirtyFlags::empty(), &mut g),
+        Ok(vec![(base + 10 * s0, s0)]),
+        "{label}"
+    );
+    pt.sync(&mut g);
+}
+
+common::config_tests!(
+    switching_tracking_every_format,
+    common::dirty_configs(),
+    switching_tracking
+);
+
+/// One thread plays the IOMMU, marking pages (a compare-and-swap on the entry bytes, as
+/// the hardware does), while another reads and clears in a loop: every mark is reported
+/// exactly once, or is still in the table at the end.
+fn no_dirty_write_is_lost<F: Format>(label: &str, fmt: F) {
+    const PAGES: usize = 64;
+    let mem = arena();
+    let pt = PageTable::new(fmt, &mem, NoFlush).unwrap();
+    let hw = Hw::of(&pt);
+    let info = pt.info();
+    let s0 = sizes(&info)[0];
+    let base = info.aperture.start;
+    map(&pt, base, 0x100_0000, s0, PAGES);
+    let pas: Vec<u64> = (0..PAGES as u64)
+        .map(|i| entry_pa(&pt, &mem, base + i * s0))
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut marks = [0u64; PAGES];
+    let mut reports = [0u64; PAGES];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut x = 0x2545_f491_4f6c_dd1du64 ^ common::label_seed(label);
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % PAGES as u64) as usize;
+                if hw.write(&mem, pas[i]) {
+                    marks[i] += 1;
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let mut g = Gather::new();
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            // SAFETY: no map or unmap runs; the other thread only sets dirty records.
+            unsafe {
+                pt.read_and_clear_dirty(
+                    base,
+                    PAGES as u64 * s0,
+                    DirtyFlags::empty(),
+                    &mut g,
+                    &mut |b, z| {
+                        assert_eq!(z, s0);
+                        reports[((b - base) / s0) as usize] += 1;
+                    },
+                )
+            }
+            .unwrap();
+            pt.sync(&mut g);
+        }
+    });
+    for i in 0..PAGES {
+        let left = u64::from(hw.is_dirty(mem.read_u64(pas[i]).unwrap()));
+        assert_eq!(
+            marks[i],
+            reports[i] + left,
+            "{label}: page {i}: {} marks, {} reports, {left} left",
+            marks[i],
+            reports[i]
+        );
+    }
+    assert!(marks.iter().sum::<u64>() > 0);
+}
+
+common::config_tests!(
+    concurrent_marks_every_format,
+    common::dirty_configs(),
+    no_dirty_write_is_lost
+);
+
+#[test]
+fn set_dirty_tracking_through_the_safe_and_shared_tables() {
+    use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    let mem = arena();
+    let cfg = ArmLpaeConfig {
+        dirty_tracking: true,
+        ..ArmLpaeConfig::default()
+    };
+    let mut t = Table::new(ArmLpae::new(cfg).unwrap(), &mem, NoFlush).unwrap();
+    t.map(0, 0x4000_0000, 2 * K4, RW).unwrap();
+    let mut g = Gather::new();
+    t.set_dirty_tracking(false, &mut g).unwrap();
+    assert!(!t.dirty_tracking());
+    assert_eq!(g.range(), Some((0, 2 * K4 - 1)));
+    t.sync(&mut g);
+    let shared = SharedTable::from(t);
+    let guard = shared.lock(0x10_0000, K4).unwrap();
+    // The switch waits for every guard: try it from another thread.
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut g = Gather::new();
+            shared.set_dirty_tracking(true, &mut g).unwrap();
+            g
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!shared.dirty_tracking(), "switched while a guard was alive");
+        drop(guard);
+        let mut g = h.join().unwrap();
+        assert_eq!(g.range(), Some((0, 2 * K4 - 1)));
+        shared.sync(&mut g);
+    });
+    assert!(shared.dirty_tracking());
+    assert_eq!(shared.guards(), 0);
+    // Refused without dirty tracking, through both.
+    let mut plain = Table::new(VtdSs::new(VtdSsConfig::default()).unwrap(), &mem, NoFlush).unwrap();
+    assert_eq!(
+        plain.set_dirty_tracking(true, &mut g),
+        Err(Error::NoDirtyTracking)
+    );
+    let plain = SharedTable::from(plain);
+    assert_eq!(
+        plain.set_dirty_tracking(false, &mut g),
+        Err(Error::NoDirtyTracking)
+    );
+    assert!(g.is_empty());
+}
+
+#[test]
+fn dirty_bitmap_records_pages_touched() {
+    use iopt::DirtyBitmap;
+    let mut words = [0u64; 2];
+    // Refusals name the value.
+    assert_eq!(
+        DirtyBitmap::new(0, 3 * K4, &mut words[..]).err(),
+        Some(Error::BadBitmapPageSize(3 * K4))
+    );
+    assert_eq!(
+        DirtyBitmap::new(0, 0, &mut words[..]).err(),
+        Some(Error::BadBitmapPageSize(0))
+    );
+    assert_eq!(
+        DirtyBitmap::new(0x800, K4, &mut words[..]).err(),
+        Some(Error::UnalignedIova {
+            iova: 0x800,
+            pgsize: K4
+        })
+    );
+    assert_eq!(
+        DirtyBitmap::new(u64::MAX - K4 + 1, K4, &mut words[..]).err(),
+        Some(Error::Overflow)
+    );
+    let mut b = DirtyBitmap::new(M2, K4, &mut words[..]).unwrap();
+    assert_eq!((b.base(), b.page_size(), b.pages()), (M2, K4, 128));
+    b.record(M2 + 0x10, 1); // part of page 0
+    b.record(M2 + 62 * K4, 3 * K4); // pages 62..=64, across a word
+    b.record(M2 - K4, 2 * K4); // from before the bitmap: page 0 only
+    b.record(M2 + 127 * K4, 2 * M2); // past its end: page 127 only
+    b.record(M2 + 5 * K4, 0); // empty
+    b.record(0, K4); // wholly outside
+    assert_eq!(b.bits(), [1 | 3 << 62, 1 | 1 << 63], "{:#x?}", b.bits());
+    assert!(b.is_dirty(M2 + 64 * K4 + 0xfff) && !b.is_dirty(M2 + 65 * K4));
+    assert!(!b.is_dirty(0) && !b.is_dirty(u64::MAX));
+    // Pages larger than the extents: a 4K extent marks its 2M page.
+    let mut owned = DirtyBitmap::with_len(0, M2, G1).unwrap();
+    assert_eq!(owned.pages(), 512);
+    owned.record(3 * M2 + K4, K4);
+    owned.record(10 * M2 - K4, 2 * K4); // straddles 9 and 10
+    assert_eq!(owned.bits()[0], 1 << 3 | 3 << 9);
+    owned.clear();
+    assert!(owned.bits().iter().all(|&w| w == 0));
+    // As a dirty walk's sink, with clipped extents.
+    let mem = arena();
+    let pt = PageTable::new(vtd(3), &mem, NoFlush).unwrap();
+    map(&pt, M2, 0x4000_0000, M2, 1);
+    hw_mark(&pt, &mem, M2 + 0x1000, VTD_D);
+    let mut g = Gather::new();
+    let mut words = [0u64; 1];
+    let mut b = DirtyBitmap::new(M2 + 0x10_0000, K4, &mut words[..]).unwrap();
+    // SAFETY: one thread.
+    unsafe {
+        pt.read_and_clear_dirty(
+            M2 + 0x10_0000,
+            16 * K4,
+            DirtyFlags::empty(),
+            &mut g,
+            &mut b.recorder(),
+        )
+    }
+    .unwrap();
+    assert_eq!(
+        words[0], 0xffff,
+        "the 16 pages of the range, not the whole 2M page"
+    );
+    assert_eq!(g.range(), Some((M2, 2 * M2 - 1)));
+}
+
+/// ARM with tracking off: every writable leaf is writable-dirty and reported, and a dirty
+/// read does not clean it (a writable-clean leaf would fault without HA/HD).
+#[test]
+fn arm_off_reports_without_cleaning() {
+    use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Stage};
+    for stage in [Stage::S1, Stage::S2] {
+        let mem = arena();
+        let cfg = ArmLpaeConfig {
+            stage,
+            dirty_tracking: true,
+            ..ArmLpaeConfig::default()
+        };
+        let pt = PageTable::new(ArmLpae::new(cfg).unwrap(), &mem, NoFlush).unwrap();
+        map(&pt, 0, 0x4000_0000, K4, 2);
+        let mut g = Gather::new();
+        // SAFETY: one thread.
+        unsafe { pt.set_dirty_tracking(false, &mut g) }.unwrap();
+        pt.sync(&mut g);
+        let image = mem.image();
+        assert_eq!(
+            read(&pt, 0, M2, DirtyFlags::empty(), &mut g),
+            Ok(vec![(0, K4), (K4, K4)]),
+            "{stage:?}"
+        );
+        assert!(g.is_empty(), "{stage:?}");
+        assert!(ArenaMemory::same_image(&image, &mem.image()), "{stage:?}");
     }
 }

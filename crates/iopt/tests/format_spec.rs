@@ -215,6 +215,7 @@ fn constructed_specs_round_trip() {
             coherent_walk: false,
             ttbr1: false,
             ns: false,
+            dirty_tracking: true,
             bbm_level: 2,
         }),
         FormatSpec::AmdV1(AmdV1Config {
@@ -234,7 +235,12 @@ fn constructed_specs_round_trip() {
         FormatSpec::X86_64(X86_64Config {
             oa_bits: 46,
             sme_c_bit: Some(47),
+            dirty_tracking: true,
             ..X86_64Config::default()
+        }),
+        FormatSpec::Arm32(iopt::fmt::arm32_lpae::Arm32LpaeConfig {
+            dirty_tracking: true,
+            ..Default::default()
         }),
     ];
     for spec in specs {
@@ -245,8 +251,13 @@ fn constructed_specs_round_trip() {
     }
     assert_eq!(
         specs[0].to_string(),
-        "arm64-s2:granule=16k,ias=42,oas=44,no-contig,no-coherent-walk,bbml=2"
+        "arm64-s2:granule=16k,ias=42,oas=44,no-contig,no-coherent-walk,dirty-tracking,bbml=2"
     );
+    assert_eq!(
+        specs[3].to_string(),
+        "x86-64:oas=46,sme-c-bit=47,dirty-tracking"
+    );
+    assert_eq!(specs[4].to_string(), "arm32-s1:dirty-tracking");
     assert_eq!(specs[2].to_string(), "dart:ias=36,regs=t8110");
 }
 

@@ -28,7 +28,7 @@ use std::sync::Mutex as StdMutex;
 use iopt::fmt::amdv1::{AmdV1, AmdV1Config};
 use iopt::fmt::x86_64::{X86_64, X86_64Config};
 use iopt::mem::{MemStats, TableMemory};
-use iopt::{FlushOps, Gather, NoFlush, PageTable, Prot, Translation};
+use iopt::{DirtyFlags, FlushOps, Gather, NoFlush, PageTable, Prot, Translation};
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicU64;
 
@@ -89,6 +89,15 @@ impl LoomMemory {
     /// Live tables now.
     fn live(&self) -> usize {
         self.0.lock().unwrap().live.len()
+    }
+    /// The loom atomic holding the 8-byte word at physical address `pa` of a live table
+    /// (for a thread that plays the IOMMU). It stays valid while the memory lives:
+    /// freed tables are kept until the memory is dropped.
+    fn word(&self, pa: u64) -> *const AtomicU64 {
+        let st = self.0.lock().unwrap();
+        let (&base, block) = st.live.range(..=pa).next_back().expect("a live table");
+        let i = usize::try_from((pa - base) / 8).unwrap();
+        &block.slots[i] as *const AtomicU64
     }
 }
 
@@ -387,6 +396,58 @@ fn growth_race_amdv1() {
         assert_eq!(allocs - frees, 3);
         drop(pt);
         assert_eq!(mem.live(), 0);
+    });
+    assert!(n > 1, "loom explored a single execution");
+}
+
+/// Model 5: a dirty read and clear races the IOMMU setting D (an atomic OR, as x86-64
+/// hardware does it) in the leaf it reads: the write is either reported, or its mark is
+/// still in the entry afterwards; the clear's compare-and-swap never drops it.
+#[test]
+fn dirty_clear_beside_hardware_mark_x86_64() {
+    const D: u64 = 1 << 6;
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let n = model(|| {
+        let mem = LoomMemory::new();
+        let fmt = X86_64::new(X86_64Config {
+            dirty_tracking: true,
+            ..X86_64Config::default()
+        })
+        .unwrap();
+        let pt = PageTable::new(fmt, mem.clone(), NoFlush).unwrap();
+        // SAFETY: single-threaded setup.
+        unsafe { assert_eq!(pt.map_pages(0x1000, 0xa000, PAGE, 1, RW), (PAGE, Ok(()))) };
+        // Entry 0 of each table down to the leaf table, whose entry 1 maps 0x1000.
+        let mut table = pt.info().root_pa;
+        for _ in 0..3 {
+            // SAFETY: a word of a live table.
+            table = unsafe { &*mem.word(table) }.load(loom::sync::atomic::Ordering::SeqCst) & ADDR;
+        }
+        let word = mem.word(table + 8) as usize;
+        let hw = loom::thread::spawn(move || {
+            // SAFETY: the leaf entry's atomic, alive as long as the memory (held by the
+            // model until after the join).
+            let e = unsafe { &*(word as *const AtomicU64) };
+            e.fetch_or(D, loom::sync::atomic::Ordering::SeqCst) & D == 0
+        });
+        let mut reports = 0u32;
+        let mut g = Gather::new();
+        // SAFETY: no map or unmap runs; the other thread only sets D.
+        unsafe {
+            pt.read_and_clear_dirty(0x1000, PAGE, DirtyFlags::empty(), &mut g, &mut |b, s| {
+                assert_eq!((b, s), (0x1000, PAGE));
+                reports += 1;
+            })
+        }
+        .unwrap();
+        let marked = hw.join().unwrap();
+        // SAFETY: as above.
+        let left =
+            unsafe { &*(word as *const AtomicU64) }.load(loom::sync::atomic::Ordering::SeqCst) & D
+                != 0;
+        assert!(marked, "the entry was made clean");
+        assert_eq!(reports + u32::from(left), 1, "reported once or left marked");
+        pt.sync(&mut g);
     });
     assert!(n > 1, "loom explored a single execution");
 }

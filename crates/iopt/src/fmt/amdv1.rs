@@ -84,6 +84,10 @@
 //! Linux's `amdv1pt_entry_is_write_dirty` / `make_write_clean` do). [`Format::decode`]
 //! ignores A and D, so the entries of a page still decode alike.
 //!
+//! [`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking) changes no
+//! entry: switched off, the hardware words ask for `DTE.HAD = 0` (the IOMMU stops
+//! setting D; Linux's AMD driver toggles the same field), switched on again, 3.
+//!
 //! Not implemented: the U (untranslated-only) bit, level skipping in table entries.
 
 use crate::fmt::common::addr_mask;
@@ -373,10 +377,23 @@ impl Format for AmdV1 {
     /// `top_level + 1`. `DTE.HAD`: host access/dirty updates, 3 (accessed and dirty)
     /// with dirty tracking, else 0.
     fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords {
+        self.hw_words_tracking(root_pa, top_level, self.dirty_tracking)
+    }
+
+    /// `DTE.HAD` = 3 only while tracking is on (what Linux's AMD driver toggles in
+    /// `set_dirty_tracking`); the entries do not change.
+    fn hw_words_tracking(&self, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
         let mut w = HwWords::new();
         w.push("DTE.HostPtRootPtr", root_pa | self.c_bit);
         w.push("DTE.Mode", u64::from(top_level) + 1);
-        w.push("DTE.HAD", if self.dirty_tracking { 3 } else { 0 });
+        w.push(
+            "DTE.HAD",
+            if self.dirty_tracking && tracking {
+                3
+            } else {
+                0
+            },
+        );
         w
     }
 
@@ -393,5 +410,11 @@ impl Format for AmdV1 {
     #[inline]
     fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
         pte & !D
+    }
+
+    /// D set in a writable leaf (the IOMMU only sets D on a write, which needs IW).
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        if pte & IW != 0 { pte | D } else { pte }
     }
 }

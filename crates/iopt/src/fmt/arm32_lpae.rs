@@ -66,8 +66,8 @@ impl sealed::Sealed for Arm32 {}
 impl Flavour for Arm32 {
     const NAME: &'static str = "arm32-lpae";
 
-    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32) -> HwWords {
-        f.aarch32_words(root_pa, top_level)
+    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
+        f.aarch32_words(root_pa, top_level, tracking)
     }
 }
 
@@ -97,6 +97,11 @@ pub struct Arm32LpaeConfig {
     pub coherent_walk: bool,
     /// Stage 1 only: set NS in leaves and NSTable in table entries.
     pub ns: bool,
+    /// Hardware dirty tracking with DBM, as for
+    /// [`ArmLpaeConfig::dirty_tracking`]: an SMMUv3 context descriptor with `AA64` = 0
+    /// (stage 1) or stream table entry with `S2AA64` = 0 (stage 2) and HTTU enabled;
+    /// the extra `HTTU` word says what to program. Default `false`.
+    pub dirty_tracking: bool,
     /// The break-before-make level of the SMMU (SMMU_IDR3.BBML) or CPU (FEAT_BBM): see
     /// [`ArmLpaeConfig::bbm_level`](crate::fmt::arm_lpae::ArmLpaeConfig::bbm_level).
     pub bbm_level: u8,
@@ -113,6 +118,7 @@ impl Default for Arm32LpaeConfig {
             contiguous: true,
             coherent_walk: true,
             ns: false,
+            dirty_tracking: false,
             bbm_level: 0,
         }
     }
@@ -152,12 +158,18 @@ impl Arm32Lpae {
             coherent_walk: cfg.coherent_walk,
             ttbr1: false,
             ns: cfg.ns,
+            dirty_tracking: cfg.dirty_tracking,
             bbm_level: cfg.bbm_level,
         })
     }
 
     /// The AArch32 words: TTBR0/TTBCR/MAIR0/MAIR1 at stage 1, VTTBR/VTCR at stage 2.
-    fn aarch32_words(&self, root_pa: u64, top_level: u32) -> HwWords {
+    ///
+    /// With dirty tracking configured, one more word, `HTTU`: 0b11 (bit 0 HA, bit 1 HD)
+    /// while tracking is on, else 0. The AArch32 TTBCR and VTCR have no HA/HD fields;
+    /// the SMMU takes them from the context descriptor (`CD.HA`, `CD.HD`) at stage 1 and
+    /// from the stream table entry (`STE.S2HA`, `STE.S2HD`) at stage 2.
+    fn aarch32_words(&self, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
         let mut w = HwWords::new();
         // 32 - ias, negative at stage 2 above 32 bits.
         let t0sz = 32u64.wrapping_sub(u64::from(self.va_bits(top_level)));
@@ -183,6 +195,9 @@ impl Arm32Lpae {
                     VTCR_RES1 | walk | sl0 << VTCR_SL0_SHIFT | (t0sz & VTCR_T0SZ_S_MASK),
                 );
             }
+        }
+        if self.tracks_dirty() {
+            w.push("HTTU", if tracking { 0b11 } else { 0 });
         }
         w
     }

@@ -45,6 +45,7 @@
 //! | 11    |                       | stage 1 nG, always set                                |
 //! | 15:12 | OA\[51:48\] ([`ArmLpae52`]) | OA\[51:48\] ([`ArmLpae52`])                      |
 //! | 47:g  | next-level table address | output address (g = log2 of the mapping size)     |
+//! | 51    |                       | DBM, with dirty tracking (see below)                  |
 //! | 52    |                       | contiguous hint                                       |
 //! | 53    |                       | stage 1 PXN; stage 2 XN\[0\]                           |
 //! | 54    |                       | stage 1 UXN/XN; stage 2 XN\[1\]                        |
@@ -71,6 +72,43 @@
 //!   XN\[1\] only for `NOEXEC` (XN\[1:0\] = 0b10, never executable; Linux sets both bits,
 //!   but bit 53 is RES0 without FEAT_XNX and 0b11 would allow EL1 execution with it).
 //!   `PRIV` has no stage-2 meaning and is ignored.
+//!
+//! # Dirty tracking
+//! With [`ArmLpaeConfig::dirty_tracking`] (Linux's `IO_PGTABLE_QUIRK_ARM_HD`), the table
+//! uses the hardware update of dirty state (FEAT_HAFDBS on a CPU, HTTU on an SMMUv3): a
+//! *writable-clean* leaf carries the dirty bit modifier, DBM (bit 51), and is read-only
+//! to the hardware until its first write, which makes it writable:
+//! - stage 1: writable-clean is AP\[2\] (bit 7, read-only) set with DBM; on a write the
+//!   hardware clears AP\[2\];
+//! - stage 2: writable-clean is S2AP\[1\] (bit 7, write) clear with DBM; on a write the
+//!   hardware sets S2AP\[1\].
+//!
+//! A leaf is dirty when it is writable to the hardware (AP\[2\] clear / S2AP\[1\] set):
+//! a writable-clean leaf after a write (DBM still set), or a writable leaf made while
+//! tracking was off (written as without tracking, no DBM: the map paths pay nothing for
+//! tracking they do not do). [`Format::leaf_prot`] reports `WRITE` for a writable-clean
+//! leaf. Cleaning ([`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty))
+//! makes a writable leaf writable-clean again (DBM and AP\[2\] set / DBM set and S2AP\[1\]
+//! cleared), with a compare-and-swap.
+//!
+//! While tracking is on ([`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking),
+//! on from creation), new writable leaves are written writable-clean
+//! ([`Format::dirty_fresh_clean`]); switching it on makes every writable leaf
+//! writable-clean, switching it off makes every writable-clean leaf writable-dirty
+//! (AP\[2\] clear / S2AP\[1\] set; DBM, ignored without HD, stays), so that the
+//! hardware no longer needs to write the tables; both add the leaves they change to the
+//! gather (the IOTLB may hold the old permission).
+//!
+//! The hardware words enable the updates while tracking is on: TCR.HA and TCR.HD
+//! (bits 39 and 40 of the AArch64 TCR) at stage 1, VTCR.HA and VTCR.HD (bits 21 and 22)
+//! at stage 2. An SMMUv3 driver takes them to the context descriptor's `CD.HA` and
+//! `CD.HD` (CD bits 43 and 42) at stage 1, or to the stream table entry's `STE.S2HA` and
+//! `STE.S2HD` at stage 2; the SMMU must report HTTU with dirty state (`IDR0.HTTU` =
+//! 0b10). The walker must snoop the CPU caches (as for every format with dirty
+//! tracking): the CPU must see the hardware's updates.
+//!
+//! Mali ([`MaliLpae`](crate::fmt::mali::MaliLpae)) has no dirty tracking: Mali GPUs
+//! have no DBM or hardware dirty state.
 //!
 //! # 52-bit output addresses ([`ArmLpae52`])
 //! With FEAT_LPA and the 64K granule, descriptors hold output-address bits \[47:16\] in
@@ -159,6 +197,12 @@ pub struct ArmLpaeConfig {
     /// Stage 1 only: set NS in leaves and NSTable in table entries (Linux's
     /// `IO_PGTABLE_QUIRK_ARM_NS`).
     pub ns: bool,
+    /// Hardware dirty tracking with the dirty bit modifier (DBM, bit 51; Linux's
+    /// `IO_PGTABLE_QUIRK_ARM_HD`; needs HTTU: SMMUv3 `IDR0.HTTU` = 0b10, FEAT_HAFDBS on
+    /// a CPU): while tracking is on, writable leaves are written writable-clean (DBM),
+    /// and the hardware words enable hardware updates of the access flag and dirty
+    /// state (see the module documentation, "Dirty tracking"). Default `false`.
+    pub dirty_tracking: bool,
     /// The break-before-make level the hardware supports: the SMMU's SMMU_IDR3.BBML, or
     /// the CPU's FEAT_BBM level (0, 1 or 2). At level 2 a live block or contiguous run
     /// may be replaced by an equivalent table or smaller entries without invalidating
@@ -181,6 +225,7 @@ impl Default for ArmLpaeConfig {
             coherent_walk: true,
             ttbr1: false,
             ns: false,
+            dirty_tracking: false,
             bbm_level: 0,
         }
     }
@@ -205,6 +250,9 @@ pub trait Flavour: sealed::Sealed + Copy + Eq + Debug + Send + Sync + 'static {
     const PAGE_TYPE: u64 = DESC_TYPE_TABLE_OR_PAGE;
     /// Bit 52 is the contiguous hint.
     const CONTIGUOUS: bool = true;
+    /// The hardware can track dirty state with DBM (bit 51) and AP\[2\] / S2AP\[1\]
+    /// (false for Mali, whose GPUs have no hardware dirty bit).
+    const DIRTY: bool = true;
 
     /// The attribute bits of a leaf mapping `prot` (everything but the type bits, the
     /// address and the contiguous bit). Default: the Arm stage 1 / stage 2 encoding.
@@ -218,8 +266,8 @@ pub trait Flavour: sealed::Sealed + Copy + Eq + Debug + Send + Sync + 'static {
         f.arm_leaf_prot(pte)
     }
     /// The words a driver programs for a table rooted at `root_pa` with its top at
-    /// `top_level`.
-    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32) -> HwWords;
+    /// `top_level`, with hardware dirty updates enabled when `tracking`.
+    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32, tracking: bool) -> HwWords;
 }
 
 /// The ARM64 flavour with output addresses up to 48 bits: see [`ArmLpae`].
@@ -236,16 +284,16 @@ impl sealed::Sealed for Arm64Pa52 {}
 
 impl Flavour for Arm64 {
     const NAME: &'static str = "arm64-lpae";
-    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32) -> HwWords {
-        f.aarch64_words(root_pa, top_level)
+    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
+        f.aarch64_words(root_pa, top_level, tracking)
     }
 }
 
 impl Flavour for Arm64Pa52 {
     const NAME: &'static str = "arm64-lpae52";
     const PA52: bool = true;
-    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32) -> HwWords {
-        f.aarch64_words(root_pa, top_level)
+    fn hw_words(f: &Lpae<Self>, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
+        f.aarch64_words(root_pa, top_level, tracking)
     }
 }
 
@@ -310,6 +358,9 @@ pub(crate) const SH_INNER: u64 = 0b11;
 const DESC_AF: u64 = 1 << 10;
 /// Stage 1 not-global.
 const S1_NG: u64 = 1 << 11;
+/// Dirty bit modifier (FEAT_HAFDBS, SMMUv3 HTTU): the hardware may make the leaf
+/// writable (clear AP\[2\] / set S2AP\[1\]) on a write, recording it as dirty.
+pub(crate) const DESC_DBM: u64 = 1 << 51;
 /// Contiguous hint.
 const DESC_CONT: u64 = 1 << 52;
 /// PXN (stage 1) / XN\[0\] (stage 2).
@@ -345,6 +396,13 @@ const TCR_TG_SHIFT: u32 = 14;
 /// Offset of the TTBR1 half (T1SZ, IRGN1, ...) from the TTBR0 half.
 const TCR_HALF1_SHIFT: u32 = 16;
 const TCR_IPS_SHIFT: u32 = 32;
+/// TCR_EL1.HA: hardware update of the access flag (FEAT_HAFDBS).
+const TCR_HA: u64 = 1 << 39;
+/// TCR_EL1.HD: hardware update of the dirty state (DBM leaves).
+const TCR_HD: u64 = 1 << 40;
+/// VTCR_EL2.HA / HD: the same for stage 2.
+const VTCR_HA: u64 = 1 << 21;
+const VTCR_HD: u64 = 1 << 22;
 const TCR_RGN_NC: u64 = 0;
 const TCR_RGN_WBWA: u64 = 1;
 pub(crate) const VTCR_SL0_SHIFT: u32 = 6;
@@ -436,6 +494,11 @@ impl<F: Flavour> Lpae<F> {
         }
         if cfg.stage == Stage::S2 && cfg.ns {
             return Err(Error::BadConfig("ns is a stage 1 option"));
+        }
+        if cfg.dirty_tracking && !F::DIRTY {
+            return Err(Error::BadConfig(
+                "this LPAE flavour has no hardware dirty tracking (no DBM)",
+            ));
         }
         if cfg.bbm_level > 2 {
             return Err(Error::BadConfig(
@@ -597,7 +660,9 @@ impl<F: Flavour> Lpae<F> {
         match self.cfg.stage {
             Stage::S1 => {
                 prot |= Prot::READ;
-                if pte & S1_AP_RDONLY == 0 {
+                // Writable-clean (AP[2] with DBM) is writable: the first write makes it
+                // writable-dirty.
+                if pte & S1_AP_RDONLY == 0 || self.dbm(pte) {
                     prot |= Prot::WRITE;
                 }
                 if pte & S1_AP_UNPRIV == 0 {
@@ -615,7 +680,7 @@ impl<F: Flavour> Lpae<F> {
                 if pte & S2_AP_READ != 0 {
                     prot |= Prot::READ;
                 }
-                if pte & S2_AP_WRITE != 0 {
+                if pte & S2_AP_WRITE != 0 || self.dbm(pte) {
                     prot |= Prot::WRITE;
                 }
                 let attr = (pte & S2_MEMATTR_MASK) >> S2_MEMATTR_SHIFT;
@@ -634,6 +699,13 @@ impl<F: Flavour> Lpae<F> {
         prot
     }
 
+    /// True if the leaf carries DBM in a configuration with dirty tracking (without it,
+    /// bit 51 is never written and a DBM found in a table means nothing to this table).
+    #[inline]
+    fn dbm(&self, pte: u64) -> bool {
+        F::DIRTY && self.cfg.dirty_tracking && pte & DESC_DBM != 0
+    }
+
     /// Walk attributes: (SH, IRGN, ORGN) for TCR/VTCR (and the AArch32 TTBCR/VTCR).
     #[inline]
     pub(crate) fn walk_attrs(&self) -> (u64, u64, u64) {
@@ -646,7 +718,8 @@ impl<F: Flavour> Lpae<F> {
 
     /// The AArch64 words: TTBR/TCR/MAIR at stage 1, VTTBR/VTCR at stage 2. With a
     /// 52-bit output the base register holds BADDR\[51:48\] in its bits 5:2.
-    fn aarch64_words(&self, root_pa: u64, top_level: u32) -> HwWords {
+    /// With `tracking`, TCR.HA/HD (bits 39, 40) or VTCR.HA/HD (bits 21, 22).
+    fn aarch64_words(&self, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
         let mut w = HwWords::new();
         let ttbr = if F::PA52 {
             (root_pa | root_pa >> 46) & TTBR_BADDR_52
@@ -676,8 +749,9 @@ impl<F: Flavour> Lpae<F> {
                 } else {
                     walk | tg0 << TCR_TG_SHIFT | TCR_EPD1
                 };
+                let httu = if tracking { TCR_HA | TCR_HD } else { 0 };
                 w.push("TTBR", ttbr);
-                w.push("TCR", tcr | ps << TCR_IPS_SHIFT);
+                w.push("TCR", tcr | ps << TCR_IPS_SHIFT | httu);
                 w.push("MAIR", LINUX_MAIR);
             }
             Stage::S2 => {
@@ -691,7 +765,8 @@ impl<F: Flavour> Lpae<F> {
                     | ps << VTCR_PS_SHIFT
                     | tg0 << TCR_TG_SHIFT
                     | sl0 << VTCR_SL0_SHIFT
-                    | walk;
+                    | walk
+                    | if tracking { VTCR_HA | VTCR_HD } else { 0 };
                 w.push("VTTBR", ttbr);
                 w.push("VTCR", vtcr);
             }
@@ -889,6 +964,61 @@ impl<F: Flavour> Format for Lpae<F> {
     }
 
     fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords {
-        F::hw_words(self, root_pa, top_level)
+        F::hw_words(self, root_pa, top_level, self.tracks_dirty())
+    }
+
+    #[inline]
+    fn hw_words_tracking(&self, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
+        F::hw_words(self, root_pa, top_level, tracking && self.tracks_dirty())
+    }
+
+    #[inline]
+    fn tracks_dirty(&self) -> bool {
+        F::DIRTY && self.cfg.dirty_tracking
+    }
+
+    /// Writable as the hardware sees it: AP\[2\] clear (stage 1) or S2AP\[1\] set
+    /// (stage 2), whether the hardware made it so on a write (DBM set) or the leaf was
+    /// made writable while tracking was off. A writable-clean leaf is not dirty.
+    #[inline]
+    fn leaf_dirty(&self, _level: u32, pte: u64) -> bool {
+        match self.cfg.stage {
+            Stage::S1 => pte & S1_AP_RDONLY == 0,
+            Stage::S2 => pte & S2_AP_WRITE != 0,
+        }
+    }
+
+    /// A writable leaf made writable-clean: DBM with AP\[2\] set (stage 1), or DBM with
+    /// S2AP\[1\] cleared (stage 2). Read-only and writable-clean leaves are returned as
+    /// they are.
+    #[inline]
+    fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
+        match self.cfg.stage {
+            Stage::S1 if pte & S1_AP_RDONLY == 0 => pte | DESC_DBM | S1_AP_RDONLY,
+            Stage::S2 if pte & S2_AP_WRITE != 0 => (pte | DESC_DBM) & !S2_AP_WRITE,
+            _ => pte,
+        }
+    }
+
+    /// A writable-clean (DBM) leaf made writable-dirty, as the hardware does on a write:
+    /// AP\[2\] cleared (stage 1) or S2AP\[1\] set (stage 2); DBM stays. Other leaves
+    /// (read-only, already writable) are returned as they are.
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        if pte & DESC_DBM == 0 {
+            return pte;
+        }
+        match self.cfg.stage {
+            Stage::S1 => pte & !S1_AP_RDONLY,
+            Stage::S2 => pte | S2_AP_WRITE,
+        }
+    }
+
+    /// A writable leaf is writable-clean while tracking is on. (True for every
+    /// configuration of a flavour with DBM: without dirty tracking configured, tracking
+    /// is never on, and the engine's test of its run-time switch is then the only cost.)
+    #[inline]
+    fn dirty_fresh_clean(&self) -> bool {
+        F::DIRTY
     }
 }

@@ -35,6 +35,12 @@
 //! * With [`ArmV7sConfig::ns`], sections and supersections get NS (bit 19) and page-table
 //!   descriptors get NS (bit 3); second-level pages have no NS bit of their own.
 //! * PXN and domains are never set (domain 0).
+//!
+//! # No dirty tracking
+//! The short-descriptor format has no dirty state the hardware writes: no DBM, no
+//! hardware update of AP bits (FEAT_HAFDBS is for long descriptors only), and an SMMU
+//! walking these tables never writes them. Dirty reads refuse these tables with
+//! [`Error::NoDirtyTracking`].
 
 use crate::format::{Format, HwWords, Pte};
 use crate::{Error, Prot};

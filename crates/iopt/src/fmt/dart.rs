@@ -92,6 +92,10 @@
 //! for every T8020-style DART (T8110 DARTs report theirs). Subpage protection narrower
 //! than a page, DART "locked" streams, bypass and the per-SoC stream tables are driver
 //! matters outside the table format.
+//!
+//! No dirty tracking: DART entries have no dirty (or accessed) bit and the DART never
+//! writes its tables (Linux's io-pgtable-dart has no dirty operations), so dirty reads
+//! refuse these tables with [`Error::NoDirtyTracking`].
 
 /// The page (and table) size; DART takes [`Granule::K4`] and [`Granule::K16`]. The type
 /// is ARM LPAE's, re-exported here.

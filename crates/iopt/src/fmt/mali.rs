@@ -48,6 +48,13 @@
 //!
 //! Not implemented: Linux refuses every io-pgtable quirk for Mali (no NS bits), and
 //! there are no stage-2 or TTBR1 variants.
+//!
+//! # No dirty tracking
+//! Mali GPUs have no hardware dirty state: their MMU has no dirty bit modifier (DBM)
+//! and never writes the tables, and Linux refuses `IO_PGTABLE_QUIRK_ARM_HD` for Mali.
+//! [`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty) and
+//! [`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking) refuse
+//! these tables with [`Error::NoDirtyTracking`].
 
 use crate::fmt::arm_lpae::{
     ArmLpaeConfig, DESC_PXN, DESC_TYPE_BLOCK, DESC_UXN, Flavour, Granule, Lpae, MAIR_IDX_CACHE,
@@ -83,6 +90,8 @@ impl Flavour for Mali {
     const NAME: &'static str = "mali";
     const PAGE_TYPE: u64 = DESC_TYPE_BLOCK;
     const CONTIGUOUS: bool = false;
+    /// No DBM, no hardware dirty state (see the module documentation).
+    const DIRTY: bool = false;
 
     #[inline]
     fn prot_bits(_f: &Lpae<Self>, prot: Prot) -> u64 {
@@ -119,7 +128,7 @@ impl Flavour for Mali {
         prot
     }
 
-    fn hw_words(f: &Lpae<Self>, root_pa: u64, _top_level: u32) -> HwWords {
+    fn hw_words(f: &Lpae<Self>, root_pa: u64, _top_level: u32, _tracking: bool) -> HwWords {
         let mut w = HwWords::new();
         let mut transtab = root_pa | TRANSTAB_READ_INNER | TRANSTAB_ADRMODE_TABLE;
         if f.cfg().coherent_walk {
@@ -173,6 +182,7 @@ impl MaliLpae {
             coherent_walk: cfg.coherent_walk,
             ttbr1: false,
             ns: false,
+            dirty_tracking: false,
             // Mali documents no break-before-make level: cuts need break-before-make.
             bbm_level: 0,
         })

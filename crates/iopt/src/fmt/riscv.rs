@@ -90,6 +90,11 @@
 //! entries of a NAPOT run (Svnapot leaves it to the implementation which alias it
 //! updates), so a dirty scan must look at, and clean, all of them.
 //!
+//! [`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking) changes no
+//! entry, and `DC.tc.SADE` stays 1 while it is off: the leaves are made with D clear,
+//! and an IOMMU that stopped updating D would fault on the first write through them.
+//! Off only means that the table no longer reports; the hardware keeps marking.
+//!
 //! # Hardware words
 //! [`Format::hw_words`] gives `iosatp` (the device or process context's `fsc` when it
 //! holds a first-stage table): MODE in bits 63:60 (8 for Sv39, 9 for Sv48, 10 for Sv57)
@@ -420,5 +425,11 @@ impl Format for Riscv {
     #[inline]
     fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
         pte & !D
+    }
+
+    /// D set in a writable leaf (the IOMMU only sets D on a write, which needs W).
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        if pte & W != 0 { pte | D } else { pte }
     }
 }

@@ -73,6 +73,9 @@
 //! read and clear D; [`Format::hw_words`] then asks for `SSADE = 1`. Dirty tracking
 //! needs an IOMMU that snoops its table walks: with an incoherent walker the CPU would
 //! not see the hardware's D updates (Linux does not combine the two either).
+//! [`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking) changes no
+//! entry: switched off, the hardware words ask for `SSADE = 0` (Linux's
+//! `intel_pasid_setup_dirty_tracking` toggles the same bit), switched on again, 1.
 //!
 //! Not implemented, and why:
 //! - the X bit: Linux never sets it and does not enable execute requests for the second
@@ -290,10 +293,16 @@ impl Format for VtdSs {
     /// for 3, 4 or 5 levels, the `CAP.SAGAW` bit the IOMMU must have. `SSADE`: the
     /// PASID entry's second-stage accessed/dirty enable (bit 9), 1 with dirty tracking.
     fn hw_words(&self, root_pa: u64, top_level: u32) -> HwWords {
+        self.hw_words_tracking(root_pa, top_level, self.dirty_tracking)
+    }
+
+    /// `SSADE` = 1 only while tracking is on (Linux's
+    /// `intel_pasid_setup_dirty_tracking` toggles it); the entries do not change.
+    fn hw_words_tracking(&self, root_pa: u64, top_level: u32, tracking: bool) -> HwWords {
         let mut w = HwWords::new();
         w.push("SSPTPTR", root_pa);
         w.push("AW", u64::from(top_level.saturating_sub(1)));
-        w.push("SSADE", u64::from(self.dirty_tracking));
+        w.push("SSADE", u64::from(self.dirty_tracking && tracking));
         w
     }
 
@@ -310,5 +319,11 @@ impl Format for VtdSs {
     #[inline]
     fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
         pte & !D
+    }
+
+    /// D set in a writable leaf (the IOMMU only sets D on a write, which needs W).
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        if pte & W != 0 { pte | D } else { pte }
     }
 }

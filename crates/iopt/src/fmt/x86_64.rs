@@ -24,7 +24,7 @@
 //! | 2     | U/S  | user; Linux sets it in every entry                        |
 //! | 3, 4  | PWT, PCD | never set (Linux ignores `CACHE` and `MMIO`)          |
 //! | 5     | A    | accessed; Linux presets it in every entry                 |
-//! | 6     | D    | dirty; Linux presets it in writable leaves                |
+//! | 6     | D    | dirty; preset in writable leaves unless dirty tracking is on |
 //! | 7     | PS   | page size: set in 2 MiB and 1 GiB leaves                  |
 //! | 51:12 | address | table or page address                                  |
 //! | 63    | XD   | execute disable; never set (Linux ignores `NOEXEC`)       |
@@ -42,9 +42,22 @@
 //! table entry and leaf (Linux does not exempt `MMIO` leaves in this format) and in the
 //! root pointer.
 //!
+//! # Dirty tracking
+//! With [`X86_64Config::dirty_tracking`], writable leaves (4 KiB PTEs and PS=1 large
+//! entries alike) are made with D clear, and the IOMMU sets D in the leaf it writes
+//! through, as the architecture has it for first-stage tables: the VT-d first stage
+//! (scalable-mode PASID entry with first-stage translation) and the AMD IOMMU's guest
+//! (v2, GCR3) tables update A and D in memory with atomic operations; neither has an
+//! enable bit for it, so the hardware words do not change with
+//! [`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking) (switching
+//! tracking off only stops [`PageTable::read_and_clear_dirty`](crate::PageTable::read_and_clear_dirty)
+//! from reporting). A dirty leaf has D set; cleaning clears D with a compare-and-swap.
+//! Without dirty tracking D is preset in writable leaves (Linux's choice, which spares
+//! the IOMMU the atomic update).
+//!
 //! Not implemented: 3-level (39-bit) tables (Linux can build them for small IOVA
 //! widths, but neither IOMMU uses them), PAT/PCD/PWT memory types, the global bit,
-//! protection keys, and an option not to preset A/D (Linux has none).
+//! protection keys, and an option not to preset A.
 
 use crate::fmt::common::radix4k;
 use crate::fmt::common::radix4k_geometry;
@@ -82,6 +95,10 @@ pub struct X86_64Config {
     /// AMD memory encryption (SME) C-bit position, if the table memory is encrypted.
     /// Must lie in `oa_bits..=51`. Default `None`.
     pub sme_c_bit: Option<u32>,
+    /// Hardware dirty tracking: writable leaves are made with D clear and the IOMMU
+    /// sets D on the first write through them (see the module documentation, "Dirty
+    /// tracking"). Default `false`: D is preset in writable leaves, as Linux does.
+    pub dirty_tracking: bool,
 }
 
 impl Default for X86_64Config {
@@ -91,6 +108,7 @@ impl Default for X86_64Config {
             oa_bits: 52,
             sign_extend: true,
             sme_c_bit: None,
+            dirty_tracking: false,
         }
     }
 }
@@ -105,6 +123,8 @@ pub struct X86_64 {
     c_bit: u64,
     /// The address field without the C-bit (precomputed for decode).
     addr_mask: u64,
+    /// D preset in writable leaves: `D` without dirty tracking, else 0.
+    preset_d: u64,
 }
 
 impl X86_64 {
@@ -130,6 +150,7 @@ impl X86_64 {
             sign_extend: cfg.sign_extend,
             c_bit,
             addr_mask: ADDR_MASK & !c_bit,
+            preset_d: if cfg.dirty_tracking { 0 } else { D },
         })
     }
 }
@@ -234,7 +255,7 @@ impl Format for X86_64 {
     fn make_leaf(&self, level: u32, pa: u64, _run_lg2: u32, prot: Prot) -> u64 {
         let mut pte = P | US | A | (pa & ADDR_MASK) | self.c_bit;
         if prot.contains(Prot::WRITE) {
-            pte |= RW | D;
+            pte |= RW | self.preset_d;
         }
         if level != 0 {
             pte |= PS;
@@ -257,5 +278,28 @@ impl Format for X86_64 {
         w.push("CR3", root_pa | self.c_bit);
         w.push("FLPM", u64::from(top_level.saturating_sub(3)));
         w
+    }
+
+    #[inline]
+    fn tracks_dirty(&self) -> bool {
+        self.preset_d == 0
+    }
+
+    /// D is set (in a 4 KiB PTE, or a 2 MiB / 1 GiB leaf with PS).
+    #[inline]
+    fn leaf_dirty(&self, _level: u32, pte: u64) -> bool {
+        pte & D != 0
+    }
+
+    /// The leaf with D cleared (A is left as it is).
+    #[inline]
+    fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
+        pte & !D
+    }
+
+    /// D set in a writable leaf (the IOMMU only sets D on a write, which needs R/W).
+    #[inline]
+    fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
+        if pte & RW != 0 { pte | D } else { pte }
     }
 }

@@ -456,6 +456,67 @@ impl<F: Format, M: TableMemory, X: FlushOps> SharedTable<F, M, X> {
         self.raw.sync(gather)
     }
 
+    /// Switches hardware dirty tracking on or off, taking the whole aperture
+    /// exclusively first (it waits until no guard is alive, and no guard can be taken
+    /// meanwhile); see [`PageTable::set_dirty_tracking`] for what changes per format.
+    /// Errors: [`Error::NoDirtyTracking`] when the format has no dirty tracking (nothing
+    /// changes, nothing is locked).
+    ///
+    /// # Panics
+    /// If `gather` was filled by another table.
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig, Stage};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{Gather, NoFlush, Prot, SharedTable};
+    /// let cfg = ArmLpaeConfig { stage: Stage::S2, dirty_tracking: true, ..ArmLpaeConfig::default() };
+    /// let t = SharedTable::new(ArmLpae::new(cfg)?, HeapMemory::new(), NoFlush)?;
+    /// t.lock(0, 0x1000)?.map(0, 0x8000_0000, 0x1000, Prot::READ | Prot::WRITE)?;
+    /// let mut g = Gather::new();
+    /// t.set_dirty_tracking(false, &mut g)?; // the page becomes writable-dirty
+    /// assert_eq!(g.range(), Some((0, 0xfff)));
+    /// assert_eq!(t.info().hw.get("VTCR").unwrap() & (3 << 21), 0); // VTCR.HA, HD off
+    /// t.sync(&mut g);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn set_dirty_tracking(&self, enable: bool, gather: &mut Gather) -> Result<()> {
+        if !self.raw.format().tracks_dirty() {
+            return Err(Error::NoDirtyTracking);
+        }
+        let ap = self.aperture;
+        let windows = [Some((ap.start, ap.last)), ap.upper];
+        let mut held = [None, None];
+        for (slot, (first, last)) in held.iter_mut().zip(windows.into_iter().flatten()) {
+            *slot = Some((
+                self.locks.acquire(first, last, Mode::Exclusive),
+                first,
+                last,
+            ));
+        }
+        // SAFETY: every IOVA of the table is held exclusively: no guard, so no map or
+        // unmap, runs until the locks are released.
+        let r = unsafe { self.raw.set_dirty_tracking(enable, gather) };
+        for (id, first, last) in held.into_iter().flatten() {
+            self.locks.release(id, first, last);
+        }
+        r
+    }
+
+    /// True while dirty tracking is switched on ([`PageTable::dirty_tracking`]).
+    ///
+    /// ```
+    /// use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{NoFlush, SharedTable};
+    /// let fmt = VtdSs::new(VtdSsConfig { dirty_tracking: true, ..VtdSsConfig::default() })?;
+    /// let t = SharedTable::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// assert!(t.dirty_tracking());
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn dirty_tracking(&self) -> bool {
+        self.raw.dirty_tracking()
+    }
+
     /// Reserves the worst-case table pages for the maps in `plan` (`(iova, len)`
     /// pairs), for [`RangeGuard::map_reserved`]; see [`PageTable::worst_case_tables`].
     ///
@@ -924,12 +985,12 @@ impl<'t, F: Format, M: TableMemory, X: FlushOps> RangeGuard<'t, F, M, X> {
 
     /// Reports every mapping in `[iova, iova + len)` (inside the guard) that the
     /// hardware wrote through since it was made or last cleaned, as `record(base, size)`
-    /// with the mapping's whole extent, and cleans it unless `flags` has
+    /// with the mapping's extent clipped to the range, and cleans it unless `flags` has
     /// [`DirtyFlags::NO_CLEAR`]; cleaned extents go to `gather` for
     /// [`SharedTable::sync`]. See [`PageTable::read_and_clear_dirty`].
     ///
-    /// A large mapping that crosses an end of the guard is reported and cleaned whole:
-    /// only its dirty record changes (atomically), and no other guard can unmap it,
+    /// A large mapping that crosses an end of the guard is reported for the part inside
+    /// the range, and cleaned whole (it is one entry): only its dirty record changes (atomically), and no other guard can unmap it,
     /// since that would need a range covering it whole (overlapping this guard) or
     /// cutting it (refused).
     ///

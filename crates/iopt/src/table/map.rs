@@ -273,7 +273,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             let e = unsafe { Self::load(table, idx) };
             return match self.fmt.decode(level, e) {
                 Pte::Empty => {
-                    let v = self.fmt.make_leaf(level, pa, 0, prot);
+                    let v = self.leaf_template(level, pa, 0, prot);
                     // SAFETY: `idx` is the entry for `iova` in `table`; the caller owns
                     // the range.
                     unsafe { Self::store(table, idx, v) };
@@ -321,7 +321,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 Pte::Table { .. } => return None,
             }
         }
-        let first = self.fmt.make_leaf(level, pa, run_lg2, prot);
+        let first = self.leaf_template(level, pa, run_lg2, prot);
         let step = self.fmt.run_step(level, run_lg2);
         for i in 0..run {
             // SAFETY: as above; the caller owns the range.
@@ -413,13 +413,18 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                 // range; a private table is the caller's alone.
                 unsafe {
                     if F::OA_IN_PLACE {
-                        let first = fmt.make_leaf(level, pa, 0, prot);
+                        let first = self.leaf_template(level, pa, 0, prot);
                         Self::fill(table, idx, count, private, |i| {
                             first.wrapping_add((i as u64) << item_lg2)
                         });
                     } else {
                         Self::fill(table, idx, count, private, |i| {
-                            fmt.make_leaf(level, pa.wrapping_add((i as u64) << item_lg2), 0, prot)
+                            self.leaf_template(
+                                level,
+                                pa.wrapping_add((i as u64) << item_lg2),
+                                0,
+                                prot,
+                            )
                         });
                     }
                 }
@@ -503,7 +508,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
                         }
                     }
                 }
-                let first = fmt.make_leaf(level, st.pa, st.run_lg2, st.prot);
+                let first = self.leaf_template(level, st.pa, st.run_lg2, st.prot);
                 for i in 0..run {
                     // SAFETY: as above.
                     unsafe {

@@ -14,7 +14,7 @@
 //! thread frees its private subtree and redoes that part through the winner's table.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 // Entries, the top pointer and the growth lock: loom's under `cfg(loom)` (src/sync.rs).
 use crate::sync;
@@ -30,7 +30,7 @@ use cursor::CleanSpan;
 
 pub use auto::UnmapMode;
 pub use cut::{Bbm, Cut};
-pub use dirty::DirtyFlags;
+pub use dirty::{DirtyBitmap, DirtyFlags};
 pub use geometry::Aperture;
 use geometry::{Geometry, mask_lg2};
 pub(crate) use plan::Plan;
@@ -161,6 +161,9 @@ pub struct PageTable<F: Format, M: TableMemory, X: FlushOps> {
     id: u64,
     opts: Options,
     overlaps: AtomicU64,
+    /// Dirty tracking switched on ([`PageTable::set_dirty_tracking`]); initially
+    /// [`Format::tracks_dirty`].
+    dirty_on: AtomicBool,
     geo: Geometry,
 }
 
@@ -204,6 +207,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     pub fn with_options(fmt: F, mem: M, ops: X, opts: Options) -> Result<Self> {
         let (geo, pgsize_bitmap) = Geometry::of(&fmt)?;
         let top = fmt.levels() - 1;
+        let dirty_on = AtomicBool::new(fmt.tracks_dirty());
         let t = PageTable {
             geo,
             fmt,
@@ -215,6 +219,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             opts,
             overlaps: AtomicU64::new(0),
+            dirty_on,
         };
         let root = t.alloc_table(t.table_bytes_lg2(top, top))?;
         t.top.store(Self::tag(root, top), Ordering::Release);
@@ -322,7 +327,9 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
             max_levels: self.fmt.max_levels(),
             oa_bits: self.fmt.oa_bits(),
             root_pa,
-            hw: self.fmt.hw_words(root_pa, top),
+            hw: self
+                .fmt
+                .hw_words_tracking(root_pa, top, self.dirty_tracking()),
         }
     }
 
