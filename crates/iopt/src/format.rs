@@ -218,6 +218,27 @@ pub trait Format: Sized + Send + Sync {
     fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
         pte
     }
+    /// The leaf `pte` at `level` (freshly made with new permissions, or a piece of a
+    /// large page being cut) given the dirty record of the leaf it replaces, whatever its
+    /// permissions: a dirty leaf made read-only stays dirty until it is read and cleaned
+    /// (a migration must not lose a write because the page was write-protected since).
+    /// D set (AMD v1, VT-d, RISC-V, x86-64: a D bit on a read-only leaf is legal and
+    /// ignored by the walk); ARM: [`Format::leaf_mark_dirty`] for a leaf the hardware can
+    /// write, a software bit for a read-only one. Only asked when [`Format::tracks_dirty`]
+    /// is true. Default: [`Format::leaf_mark_dirty`].
+    #[inline]
+    fn leaf_carry_dirty(&self, level: u32, pte: u64) -> u64 {
+        self.leaf_mark_dirty(level, pte)
+    }
+    /// True if the hardware, programmed with this table's words
+    /// ([`Format::hw_words_tracking`] with `tracking`), records writes in the leaves
+    /// (what [`PageTable::simulate_write`](crate::PageTable::simulate_write) models).
+    /// Default: while tracking is on, in configurations with dirty tracking (the enables
+    /// of AMD `DTE.HAD`, VT-d `SSADE`, ARM `HA`/`HD` follow the switch).
+    #[inline]
+    fn hw_records_dirty(&self, tracking: bool) -> bool {
+        tracking && self.tracks_dirty()
+    }
     /// True if, while dirty tracking is on, a freshly made writable leaf must be cleaned
     /// ([`Format::leaf_clean`]) before it is written, and every leaf must change when
     /// tracking is switched on or off (ARM's DBM scheme: a writable-clean leaf is

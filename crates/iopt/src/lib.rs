@@ -125,4 +125,4 @@ pub use shared::{RangeGuard, SharedGuard, SharedTable};
 pub use spec::{AnyFormat, FormatSpec, FormatVisitor, SpecError};
 pub use table::{Aperture, Info, Options, OverlapPolicy, PageTable, TableCounts, Translation};
 pub use table::{Bbm, Cut, Protected, UnmapMode};
-pub use table::{DirtyBitmap, DirtyFlags};
+pub use table::{DirtyBitmap, DirtyFlags, SimWrite};

@@ -12,7 +12,7 @@ use crate::mem::{MemStats, TableMemory};
 use crate::table::{
     Bbm, Cut, DirtyFlags, Info, Options, PageTable, Protected, Translation, UnmapMode,
 };
-use crate::{Prot, Reservation, Result};
+use crate::{Prot, Reservation, Result, SimWrite};
 
 /// What an unmap removed. The hardware may still use the old translations until the
 /// gather is synced: pass the gather to [`Table::sync`].
@@ -622,6 +622,28 @@ impl<F: Format, M: TableMemory, X: FlushOps> Table<F, M, X> {
     /// ```
     pub fn dirty_tracking(&self) -> bool {
         self.raw.dirty_tracking()
+    }
+
+    /// Plays the IOMMU for tests: a device write through `iova`, recorded in the table as
+    /// the hardware records it ([`PageTable::simulate_write`]).
+    ///
+    /// ```
+    /// use iopt::fmt::arm_lpae::{ArmLpae, ArmLpaeConfig};
+    /// use iopt::mem::HeapMemory;
+    /// use iopt::{DirtyFlags, Gather, NoFlush, Prot, SimWrite, Table};
+    /// let fmt = ArmLpae::new(ArmLpaeConfig { dirty_tracking: true, ..ArmLpaeConfig::default() })?;
+    /// let mut t = Table::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// t.map(0, 0x8000_0000, 0x20_0000, Prot::READ | Prot::WRITE)?; // one writable-clean block
+    /// assert_eq!(t.simulate_write(0x1_2345), SimWrite::Marked); // AP[2] cleared
+    /// let (mut g, mut dirty) = (Gather::new(), Vec::new());
+    /// t.read_and_clear_dirty(0, 0x20_0000, DirtyFlags::empty(), &mut g, |b, s| dirty.push((b, s)))?;
+    /// assert_eq!(dirty, [(0, 0x20_0000)]);
+    /// t.sync(&mut g);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub fn simulate_write(&self, iova: u64) -> SimWrite {
+        // SAFETY: maps and unmaps need `&mut self`, so none runs meanwhile.
+        unsafe { self.raw.simulate_write(iova) }
     }
 
     /// Invalidates what `gather` collected through the flush operations, then frees the

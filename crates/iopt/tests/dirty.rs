@@ -1237,3 +1237,135 @@ fn arm_off_reports_without_cleaning() {
         assert!(ArenaMemory::same_image(&image, &mem.image()), "{stage:?}");
     }
 }
+
+/// `simulate_write` does what the test's own hardware model does (the same entry after
+/// the write), faults where the device would, and records nothing where the hardware
+/// stops recording; a dirty leaf made read-only by `protect`, then cut, then made
+/// writable again stays dirty until a read cleans it (the cut pieces all dirty), and a
+/// clean read-only leaf stays clean through the same steps.
+fn write_protect_cut_keep_the_record<F: Format + Copy>(label: &str, fmt: F) {
+    use iopt::{Bbm, SimWrite};
+    // Room for cutting two 1 GiB pages into 4K pages (VT-d without 2M pages).
+    let mem = ArenaMemory::new(ARENA_BASE, 16 << 20);
+    let mut t = Table::new(fmt, &mem, NoFlush).unwrap();
+    let hw = Hw::of(t.raw());
+    let info = t.info();
+    let sz = sizes(&info);
+    let (s0, s1) = (sz[0], sz[1]);
+    let base = info.aperture.start;
+    for i in 0..4 {
+        // One page each (`map` would join them into a larger page where it can).
+        t.map(base + i * s0, 0x100_0000 + i * s0, s0, RW).unwrap();
+    }
+    let big = base + 2 * s1;
+    t.map(big, 4 * s1, s1, RW).unwrap();
+    let other = big + 2 * s1;
+    t.map(other, 8 * s1, s1, RW).unwrap();
+    let page = entry_pa(t.raw(), &mem, base + s0);
+    let made = mem.read_u64(page).unwrap();
+    assert_eq!(t.simulate_write(base + s0 + 8), SimWrite::Marked, "{label}");
+    assert_eq!(
+        mem.read_u64(page).unwrap(),
+        hw.written(made),
+        "{label}: the entry after a write"
+    );
+    assert_eq!(t.simulate_write(base + s0), SimWrite::Unchanged, "{label}");
+    let hole = other + s1;
+    assert_eq!(t.simulate_write(hole), SimWrite::Fault, "{label}");
+    assert_eq!(t.simulate_write(big + s1 - 1), SimWrite::Marked, "{label}");
+
+    let reads = |t: &mut Table<F, &ArenaMemory, NoFlush>, flags: DirtyFlags| {
+        let (mut g, mut v) = (Gather::new(), Vec::<(u64, u64)>::new());
+        t.read_and_clear_dirty(base, 6 * s1, flags, &mut g, |b, s| match v.last_mut() {
+            Some(l) if l.0 + l.1 == b => l.1 += s,
+            _ => v.push((b, s)),
+        })
+        .unwrap();
+        t.sync(&mut g);
+        v
+    };
+    let mut g = Gather::new();
+    let ro = Prot::READ;
+    // Write-protect everything; cut the big leaves (dirty and clean) in the middle.
+    let p = t.protect(base, 6 * s1, ro, Bbm::Allow, &mut g).unwrap();
+    t.sync(&mut g);
+    assert_eq!(p.mapped, 4 * s0 + 2 * s1, "{label}");
+    assert_eq!(
+        t.simulate_write(base + s0),
+        SimWrite::Fault,
+        "{label}: read-only"
+    );
+    let want = vec![(base + s0, s0), (big, s1)];
+    assert_eq!(
+        reads(&mut t, DirtyFlags::NO_CLEAR),
+        want,
+        "{label}: read-only"
+    );
+    t.cut(big + s1 / 2, Bbm::Allow).unwrap();
+    t.cut(other + s1 / 2, Bbm::Allow).unwrap();
+    assert_eq!(
+        reads(&mut t, DirtyFlags::NO_CLEAR),
+        want,
+        "{label}: after the cut"
+    );
+    let p = t.protect(base, 6 * s1, RW, Bbm::Allow, &mut g).unwrap();
+    t.sync(&mut g);
+    assert_eq!(p.changed, p.mapped, "{label}");
+    assert_eq!(
+        reads(&mut t, DirtyFlags::empty()),
+        want,
+        "{label}: writable again"
+    );
+    assert_eq!(
+        reads(&mut t, DirtyFlags::empty()),
+        vec![],
+        "{label}: cleaned"
+    );
+    // Writable and clean again: a write marks it as a fresh leaf's would.
+    assert_eq!(t.simulate_write(big), SimWrite::Marked, "{label}");
+    assert_eq!(reads(&mut t, DirtyFlags::empty()).len(), 1, "{label}");
+
+    // Switched off: AMD, VT-d and ARM hardware stops recording; x86-64 and RISC-V go
+    // on setting D.
+    t.set_dirty_tracking(false, &mut g).unwrap();
+    t.sync(&mut g);
+    let goes_on = matches!(F::NAME, "x86-64" | "riscv");
+    let want = if goes_on {
+        SimWrite::Marked
+    } else {
+        SimWrite::Unchanged
+    };
+    assert_eq!(t.simulate_write(base), want, "{label}: tracking off");
+    assert_eq!(t.simulate_write(hole), SimWrite::Fault, "{label}");
+}
+
+common::config_tests!(
+    write_protect_cut_every_format,
+    common::dirty_configs(),
+    write_protect_cut_keep_the_record
+);
+
+/// A simulated write on a format without dirty tracking records nothing (x86-64, whose
+/// IOMMU always sets D, gets its leaves made with D set), and faults on a read-only
+/// page.
+fn simulated_write_without_tracking<F: Format + Copy>(label: &str, fmt: F) {
+    use iopt::SimWrite;
+    let mem = arena();
+    let mut t = Table::new(fmt, &mem, NoFlush).unwrap();
+    let info = t.info();
+    let s0 = sizes(&info)[0];
+    let base = info.aperture.start;
+    t.map(base, 0x100_0000, s0, RW).unwrap();
+    t.map(base + s0, 0x200_0000, s0, Prot::READ).unwrap();
+    let image = mem.image();
+    assert_eq!(t.simulate_write(base), SimWrite::Unchanged, "{label}");
+    assert_eq!(t.simulate_write(base + s0), SimWrite::Fault, "{label}");
+    assert_eq!(t.simulate_write(base + 2 * s0), SimWrite::Fault, "{label}");
+    assert!(ArenaMemory::same_image(&image, &mem.image()), "{label}");
+}
+
+common::config_tests!(
+    simulated_write_every_clean_format,
+    common::clean_configs(),
+    simulated_write_without_tracking
+);

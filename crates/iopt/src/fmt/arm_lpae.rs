@@ -91,6 +91,12 @@
 //! makes a writable leaf writable-clean again (DBM and AP\[2\] set / DBM set and S2AP\[1\]
 //! cleared), with a compare-and-swap.
 //!
+//! A dirty leaf made read-only ([`PageTable::protect`](crate::PageTable::protect)) keeps
+//! its record in the software bit 55 (one of the bits \[58:55\] the architecture leaves
+//! to software; Linux's arm64 CPU tables keep their software dirty bit there too): the
+//! leaf stays dirty until it is read and cleaned, and a cut carries the bit into the
+//! pieces.
+//!
 //! While tracking is on ([`PageTable::set_dirty_tracking`](crate::PageTable::set_dirty_tracking),
 //! on from creation), new writable leaves are written writable-clean
 //! ([`Format::dirty_fresh_clean`]); switching it on makes every writable leaf
@@ -363,6 +369,12 @@ const S1_NG: u64 = 1 << 11;
 pub(crate) const DESC_DBM: u64 = 1 << 51;
 /// Contiguous hint.
 const DESC_CONT: u64 = 1 << 52;
+/// Software dirty: bit 55, the first of the bits \[58:55\] that stage-1 and stage-2
+/// leaves leave to software (the hardware ignores them; Linux's arm64 `PTE_DIRTY` is
+/// the same bit). It keeps the dirty record of a leaf made read-only after a write,
+/// which has no hardware encoding (read-only means AP\[2\] set / S2AP\[1\] clear without
+/// DBM, which is also what writable-clean looks like minus DBM).
+pub(crate) const DESC_SW_DIRTY: u64 = 1 << 55;
 /// PXN (stage 1) / XN\[0\] (stage 2).
 pub(crate) const DESC_PXN: u64 = 1 << 53;
 /// UXN or XN (stage 1) / XN\[1\] (stage 2).
@@ -980,19 +992,23 @@ impl<F: Flavour> Format for Lpae<F> {
     /// Writable as the hardware sees it: AP\[2\] clear (stage 1) or S2AP\[1\] set
     /// (stage 2), whether the hardware made it so on a write (DBM set) or the leaf was
     /// made writable while tracking was off. A writable-clean leaf is not dirty.
+    /// A read-only leaf is dirty if it carries the software dirty bit (bit 55: made
+    /// read-only while dirty).
     #[inline]
     fn leaf_dirty(&self, _level: u32, pte: u64) -> bool {
-        match self.cfg.stage {
-            Stage::S1 => pte & S1_AP_RDONLY == 0,
-            Stage::S2 => pte & S2_AP_WRITE != 0,
-        }
+        pte & DESC_SW_DIRTY != 0
+            || match self.cfg.stage {
+                Stage::S1 => pte & S1_AP_RDONLY == 0,
+                Stage::S2 => pte & S2_AP_WRITE != 0,
+            }
     }
 
     /// A writable leaf made writable-clean: DBM with AP\[2\] set (stage 1), or DBM with
     /// S2AP\[1\] cleared (stage 2). Read-only and writable-clean leaves are returned as
-    /// they are.
+    /// they are, less the software dirty bit.
     #[inline]
     fn leaf_clean(&self, _level: u32, pte: u64) -> u64 {
+        let pte = pte & !DESC_SW_DIRTY;
         match self.cfg.stage {
             Stage::S1 if pte & S1_AP_RDONLY == 0 => pte | DESC_DBM | S1_AP_RDONLY,
             Stage::S2 if pte & S2_AP_WRITE != 0 => (pte | DESC_DBM) & !S2_AP_WRITE,
@@ -1011,6 +1027,23 @@ impl<F: Flavour> Format for Lpae<F> {
         match self.cfg.stage {
             Stage::S1 => pte & !S1_AP_RDONLY,
             Stage::S2 => pte | S2_AP_WRITE,
+        }
+    }
+
+    /// A leaf the hardware can write (writable-clean or writable) marked as by a write;
+    /// a read-only one given the software dirty bit (bit 55), which only a clean
+    /// removes.
+    #[inline]
+    fn leaf_carry_dirty(&self, level: u32, pte: u64) -> u64 {
+        let read_only = pte & DESC_DBM == 0
+            && match self.cfg.stage {
+                Stage::S1 => pte & S1_AP_RDONLY != 0,
+                Stage::S2 => pte & S2_AP_WRITE == 0,
+            };
+        if read_only {
+            pte | DESC_SW_DIRTY
+        } else {
+            self.leaf_mark_dirty(level, pte)
         }
     }
 

@@ -432,4 +432,16 @@ impl Format for Riscv {
     fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
         if pte & W != 0 { pte | D } else { pte }
     }
+
+    /// D set, writable or not (a read-only leaf keeps the record of earlier writes).
+    #[inline]
+    fn leaf_carry_dirty(&self, _level: u32, pte: u64) -> u64 {
+        pte | D
+    }
+
+    /// `DC.tc.SADE` stays 1 while tracking is switched off: the IOMMU goes on setting D.
+    #[inline]
+    fn hw_records_dirty(&self, _tracking: bool) -> bool {
+        self.tracks_dirty()
+    }
 }

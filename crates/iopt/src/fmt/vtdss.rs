@@ -326,4 +326,10 @@ impl Format for VtdSs {
     fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
         if pte & W != 0 { pte | D } else { pte }
     }
+
+    /// D set, writable or not (a read-only leaf keeps the record of earlier writes).
+    #[inline]
+    fn leaf_carry_dirty(&self, _level: u32, pte: u64) -> u64 {
+        pte | D
+    }
 }

@@ -302,4 +302,16 @@ impl Format for X86_64 {
     fn leaf_mark_dirty(&self, _level: u32, pte: u64) -> u64 {
         if pte & RW != 0 { pte | D } else { pte }
     }
+
+    /// D set, writable or not (a read-only leaf keeps the record of earlier writes).
+    #[inline]
+    fn leaf_carry_dirty(&self, _level: u32, pte: u64) -> u64 {
+        pte | D
+    }
+
+    /// The IOMMU sets D in first-stage leaves whatever the configuration (there is no enable).
+    #[inline]
+    fn hw_records_dirty(&self, _tracking: bool) -> bool {
+        true
+    }
 }

@@ -609,7 +609,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         if !self.fmt.tracks_dirty() {
             pte
         } else if dirty {
-            self.fmt.leaf_mark_dirty(level, pte)
+            self.fmt.leaf_carry_dirty(level, pte)
         } else if self.dirty_tracking() {
             self.fmt.leaf_clean(level, pte)
         } else {
@@ -730,7 +730,7 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     #[inline]
     fn mark_if_leaf(&self, level: u32, pte: u64) -> u64 {
         match self.fmt.decode(level, pte) {
-            Pte::Leaf { .. } => self.fmt.leaf_mark_dirty(level, pte),
+            Pte::Leaf { .. } => self.fmt.leaf_carry_dirty(level, pte),
             _ => pte,
         }
     }

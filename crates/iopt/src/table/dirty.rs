@@ -23,6 +23,19 @@ bitflags::bitflags! {
     }
 }
 
+/// What a simulated device write did ([`PageTable::simulate_write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimWrite {
+    /// The leaf was clean: the write set its dirty record.
+    Marked,
+    /// The write went through and recorded nothing new (the leaf was dirty already, or
+    /// the hardware records nothing: no dirty tracking, or tracking switched off).
+    Unchanged,
+    /// The device would fault: nothing is mapped at the IOVA, or the mapping is not
+    /// writable.
+    Fault,
+}
+
 /// What a dirty walk does with each leaf.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -172,6 +185,79 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         // Relaxed: a mode the caller changes with `set_dirty_tracking` while no map runs
         // (its safety rule); nothing is published through it.
         self.dirty_on.load(Ordering::Relaxed)
+    }
+
+    /// Plays the IOMMU for tests and simulators: a device write through `iova`,
+    /// recorded in the table as the hardware records it. The walk reads the leaf that
+    /// translates `iova`; if the leaf is writable (ARM: writable-clean counts), the
+    /// entry the hardware used (for a run: the replica that covers `iova`) gets its
+    /// dirty record set with one compare-and-swap, retried on the value found
+    /// ([`Format::leaf_mark_dirty`]: D set; ARM: AP\[2\] cleared / S2AP\[1\] set in a
+    /// DBM leaf).
+    ///
+    /// Whether the hardware records anything follows the table
+    /// ([`Format::hw_records_dirty`]): formats without dirty tracking record nothing
+    /// ([`SimWrite::Unchanged`]), except x86-64, whose IOMMU always sets D; while
+    /// tracking is switched off, AMD, VT-d and ARM hardware stops recording, RISC-V and
+    /// x86-64 go on.
+    /// No IOTLB is modelled: the write always walks the table.
+    ///
+    /// # Safety
+    /// As for [`Self::translate`]: no map or unmap of a range containing `iova` runs at
+    /// the same time (dirty reads, protects and cuts may: the hardware writes during
+    /// those too).
+    ///
+    /// ```
+    /// use iopt::{DirtyFlags, Gather, NoFlush, PageTable, Prot, SimWrite};
+    /// use iopt::fmt::vtdss::{VtdSs, VtdSsConfig};
+    /// use iopt::mem::HeapMemory;
+    /// let fmt = VtdSs::new(VtdSsConfig { dirty_tracking: true, ..VtdSsConfig::default() })?;
+    /// let pt = PageTable::new(fmt, HeapMemory::new(), NoFlush)?;
+    /// let (mut g, mut dirty) = (Gather::new(), Vec::new());
+    /// // SAFETY: nothing else uses this table and no hardware walks it.
+    /// unsafe {
+    ///     let _ = pt.map_pages(0, 0x8000_0000, 4096, 2, Prot::READ | Prot::WRITE);
+    ///     let _ = pt.map_pages(0x2000, 0x9000_0000, 4096, 1, Prot::READ);
+    ///     assert_eq!(pt.simulate_write(0x1234), SimWrite::Marked);
+    ///     assert_eq!(pt.simulate_write(0x1000), SimWrite::Unchanged); // dirty already
+    ///     assert_eq!(pt.simulate_write(0x2000), SimWrite::Fault); // read-only
+    ///     assert_eq!(pt.simulate_write(0x3000), SimWrite::Fault); // nothing mapped
+    ///     pt.read_and_clear_dirty(0, 0x4000, DirtyFlags::empty(), &mut g, &mut |b, s| dirty.push((b, s)))?;
+    /// }
+    /// assert_eq!(dirty, [(0x1000, 0x1000)]);
+    /// pt.sync(&mut g);
+    /// # Ok::<(), iopt::Error>(())
+    /// ```
+    pub unsafe fn simulate_write(&self, iova: u64) -> SimWrite {
+        let (root, top) = self.top();
+        if !self.in_aperture(top, iova) {
+            return SimWrite::Fault;
+        }
+        // SAFETY: `root` is the live top table at `top`; the caller keeps unmaps away.
+        let cur = unsafe { self.descend(root, top, iova, 0) };
+        let Pte::Leaf { .. } = cur.pte else {
+            return SimWrite::Fault;
+        };
+        let level = cur.level;
+        if !self.fmt.leaf_prot(level, cur.raw).contains(Prot::WRITE) {
+            return SimWrite::Fault;
+        }
+        if !self.fmt.hw_records_dirty(self.dirty_tracking()) {
+            return SimWrite::Unchanged;
+        }
+        let mut old = cur.raw;
+        loop {
+            let new = self.fmt.leaf_mark_dirty(level, old);
+            if new == old {
+                return SimWrite::Unchanged;
+            }
+            // SAFETY: the cursor's entry is inside its live table.
+            if unsafe { Self::cas(cur.table, cur.idx, old, new) } {
+                return SimWrite::Marked;
+            }
+            // SAFETY: as above.
+            old = unsafe { Self::load(cur.table, cur.idx) };
+        }
     }
 
     /// Switches hardware dirty tracking on or off (Linux's `set_dirty_tracking`).

@@ -30,7 +30,7 @@ use cursor::CleanSpan;
 
 pub use auto::UnmapMode;
 pub use cut::{Bbm, Cut};
-pub use dirty::{DirtyBitmap, DirtyFlags};
+pub use dirty::{DirtyBitmap, DirtyFlags, SimWrite};
 pub use geometry::Aperture;
 use geometry::{Geometry, mask_lg2};
 pub(crate) use plan::Plan;
