@@ -13,7 +13,14 @@
 //! - live edits of buffers: permissions changed in place ([`PageTable::protect`]), and
 //!   large pages cut at a random page inside them ([`PageTable::cut`], with
 //!   break-before-make where the format is not hitless), after which every byte must
-//!   translate as before.
+//!   translate as before;
+//! - on the tables with dirty tracking, device writes into a buffer
+//!   ([`PageTable::simulate_write`], which plays the IOMMU), sometimes a write-protect
+//!   of the buffer after them, then dirty reads of part of it
+//!   ([`PageTable::read_and_clear_dirty`], with and without `NO_CLEAR`): each must
+//!   report exactly the leaves written (clipped to the range read), a write to a
+//!   read-only buffer must fault, and after the clearing read nothing in the buffer is
+//!   dirty.
 //!
 //! Every map and unmap must return exactly what a [`Model`] of the buffers predicts, and
 //! lookups ([`PageTable::translate`]) of the bytes touched, plus periodic random
@@ -27,7 +34,7 @@ use std::sync::{Mutex, PoisonError};
 
 use iopt::mem::ArenaMemory;
 use iopt::spec::FormatSpec;
-use iopt::{Bbm, Error, FlushOps, Format, Gather, Info, PageTable, Prot};
+use iopt::{Bbm, DirtyFlags, Error, FlushOps, Format, Gather, Info, PageTable, Prot, SimWrite};
 
 use crate::model::{Buffer, Model};
 use crate::rng::XorShift;
@@ -57,6 +64,10 @@ const PA_LIMIT: u64 = 1 << 40;
 const OVERLAP_PERCENT: u64 = 5;
 /// Percentage of edits (protect or cut of a buffer there).
 const EDIT_PERCENT: u64 = 5;
+/// Percentage of dirty steps (device writes and dirty reads), on tables with dirty
+/// tracking; the most device writes of one step.
+const DIRTY_PERCENT: u64 = 5;
+const DIRTY_WRITES: usize = 4;
 const STREAM_PERCENT: u64 = 65;
 /// Every this many operations, lookups of random buffers and random slots.
 const AUDIT_EVERY: u32 = 50;
@@ -234,6 +245,9 @@ struct Counts {
     overlaps: u64,
     cuts: u64,
     protects: u64,
+    /// Device writes simulated, and dirty reads.
+    writes: u64,
+    dirty_reads: u64,
     lookups: u64,
 }
 
@@ -302,6 +316,9 @@ impl<F: Format> Runner<F> {
         }
         if !self.model.is_empty() && self.rng.percent(EDIT_PERCENT) {
             return self.edit();
+        }
+        if self.pt.dirty_tracking() && !self.model.is_empty() && self.rng.percent(DIRTY_PERCENT) {
+            return self.dirty();
         }
         let index = if self.pools.len() == 1 || self.rng.percent(STREAM_PERCENT) {
             0
@@ -501,6 +518,104 @@ impl<F: Format> Runner<F> {
         self.check_span(start, len)
     }
 
+    /// Device writes into part of a random buffer, perhaps a write-protect of the whole
+    /// buffer after them, then dirty reads of that part: the leaves written must be
+    /// reported (clipped to the part), the same again without `NO_CLEAR`, and nothing
+    /// dirty left in the buffer afterwards.
+    fn dirty(&mut self) -> Result<(), CheckFailed> {
+        let n = self.rng.index(self.model.len());
+        let Some((start, buffer)) = self.model.nth(n) else {
+            return Ok(());
+        };
+        let (len, smallest) = (buffer.len(), self.sizes[0]);
+        let pages = len / smallest;
+        let first = self.rng.below(pages);
+        let count = 1 + self.rng.below(pages - first);
+        let (lo, part) = (start + first * smallest, count * smallest);
+        let writable = buffer.prot.contains(Prot::WRITE);
+        // The leaves written: (base, size) clipped to the part, in IOVA order.
+        let mut want: Vec<(u64, u64)> = Vec::new();
+        for _ in 0..1 + self.rng.index(DIRTY_WRITES) {
+            let at = lo + (self.rng.below(part) & !(smallest - 1));
+            // SAFETY: as in `map`.
+            let got = unsafe { self.pt.simulate_write(at) };
+            self.counts.writes += 1;
+            // SAFETY: as in `map`.
+            let leaf = unsafe { self.pt.translate(at) }
+                .map(|t| (t.iova_base.max(lo), (t.iova_base + t.size).min(lo + part)));
+            let ok = match (writable, got, leaf) {
+                (false, SimWrite::Fault, _) => true,
+                (true, SimWrite::Marked | SimWrite::Unchanged, Some((b, e))) => {
+                    // Unchanged: the leaf was written in this step already (through
+                    // the same entry).
+                    let seen = want.iter().any(|&(wb, _)| wb == b);
+                    if !seen {
+                        want.push((b, e - b));
+                    }
+                    got == SimWrite::Marked || seen
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(self.fail(format!(
+                    "simulate_write({at:#x}) into the {} buffer at {start:#x} gave {got:?}",
+                    if writable { "writable" } else { "read-only" }
+                )));
+            }
+        }
+        want.sort_unstable();
+        if writable && self.rng.percent(25) {
+            // A dirty page made read-only stays dirty.
+            let prot = buffer.prot - Prot::WRITE;
+            // SAFETY: as in `map`; the gather is synced right away.
+            let got = unsafe {
+                self.pt
+                    .protect(start, len, prot, Bbm::Allow, &mut self.gather)
+            };
+            self.pt.sync(&mut self.gather);
+            if let Err(e) = got {
+                return Err(self.fail(format!("protect({start:#x}, {len:#x}, {prot:?}): {e}")));
+            }
+            if let Some(b) = self.model.get_mut(start) {
+                b.prot = prot;
+            }
+            self.counts.protects += 1;
+        }
+        if self.rng.percent(50) {
+            self.read_dirty(lo, part, DirtyFlags::NO_CLEAR, &want)?;
+        }
+        self.read_dirty(lo, part, DirtyFlags::empty(), &want)?;
+        // Every leaf met was cleaned whole: nothing in the buffer is dirty now.
+        self.read_dirty(start, len, DirtyFlags::NO_CLEAR, &[])?;
+        self.check_span(start, len)
+    }
+
+    /// A dirty read of `[iova, iova + len)`, which must report `want`.
+    fn read_dirty(
+        &mut self,
+        iova: u64,
+        len: u64,
+        flags: DirtyFlags,
+        want: &[(u64, u64)],
+    ) -> Result<(), CheckFailed> {
+        let mut got = Vec::new();
+        // SAFETY: as in `map`; the gather is synced right away.
+        let r = unsafe {
+            self.pt
+                .read_and_clear_dirty(iova, len, flags, &mut self.gather, &mut |b, s| {
+                    got.push((b, s))
+                })
+        };
+        self.pt.sync(&mut self.gather);
+        self.counts.dirty_reads += 1;
+        match r {
+            Ok(()) if got == want => Ok(()),
+            r => Err(self.fail(format!(
+                "read_and_clear_dirty({iova:#x}, {len:#x}, {flags:?}) returned {r:?} with {got:x?}, expected {want:x?}"
+            ))),
+        }
+    }
+
     /// Lookups of random bytes of random buffers and of random places in the pools.
     fn audit(&mut self) -> Result<(), CheckFailed> {
         for _ in 0..AUDIT_LOOKUPS {
@@ -628,7 +743,7 @@ impl<F: Format> Runner<F> {
             label: self.label,
             start_levels,
             end_levels: info.levels,
-            ops: c.maps + c.unmaps + c.overlaps + c.cuts + c.protects,
+            ops: c.maps + c.unmaps + c.overlaps + c.cuts + c.protects + c.writes + c.dirty_reads,
             counts: c,
             flushes: self.pt.flush_ops().flushes(),
             peak_pages: peak.peak_pages,
@@ -663,7 +778,7 @@ pub struct Report {
     rows: Vec<Row>,
 }
 
-const HEADERS: [&str; 13] = [
+const HEADERS: [&str; 15] = [
     "table",
     "levels",
     "ops",
@@ -672,6 +787,8 @@ const HEADERS: [&str; 13] = [
     "overlaps",
     "cuts",
     "protects",
+    "writes",
+    "dirty-reads",
     "lookups",
     "flushes",
     "pages-peak",
@@ -680,7 +797,7 @@ const HEADERS: [&str; 13] = [
 ];
 
 impl Row {
-    fn cells(&self) -> [String; 13] {
+    fn cells(&self) -> [String; 15] {
         let levels = if self.start_levels == self.end_levels {
             self.end_levels.to_string()
         } else {
@@ -695,6 +812,8 @@ impl Row {
             self.counts.overlaps.to_string(),
             self.counts.cuts.to_string(),
             self.counts.protects.to_string(),
+            self.counts.writes.to_string(),
+            self.counts.dirty_reads.to_string(),
             self.counts.lookups.to_string(),
             self.flushes.to_string(),
             self.peak_pages.to_string(),
@@ -712,7 +831,7 @@ impl fmt::Display for Report {
             self.seed, self.ops
         )?;
         writeln!(f)?;
-        let cells: Vec<[String; 13]> = self.rows.iter().map(Row::cells).collect();
+        let cells: Vec<[String; 15]> = self.rows.iter().map(Row::cells).collect();
         let mut widths = HEADERS.map(str::len);
         for row in &cells {
             for (w, cell) in widths.iter_mut().zip(row) {
@@ -758,7 +877,12 @@ mod tests {
     #[test]
     fn short_demo_passes() {
         let report = run(1, 200).expect("every check passes");
-        assert_eq!(report.rows.len(), 20);
+        assert_eq!(report.rows.len(), 28);
+        // The dirty steps run on the tables with dirty tracking, and only there.
+        for r in &report.rows {
+            let dirty = r.label.ends_with("/dirty");
+            assert_eq!(r.counts.dirty_reads > 0, dirty, "{}", r.label);
+        }
         assert!(report.rows.iter().all(|r| r.end_pages == 1));
     }
 

@@ -450,7 +450,7 @@ fn options_for_other_formats_are_usage_errors() {
 }
 
 /// The labels of the demonstration's tables, in order.
-const DEMO_TABLES: [&str; 20] = [
+const DEMO_TABLES: [&str; 28] = [
     "arm64-s1/4K",
     "arm64-s1/16K",
     "arm64-s1/64K",
@@ -471,6 +471,14 @@ const DEMO_TABLES: [&str; 20] = [
     "arm32-s1",
     "arm32-s2/ias40",
     "mali",
+    "arm64-s1/4K/dirty",
+    "arm64-s2/4K/dirty",
+    "arm32-s1/dirty",
+    "arm32-s2/ias40/dirty",
+    "amdv1/dynamic-top/dirty",
+    "x86-64/4-level/dirty",
+    "vtd-ss/3-level/dirty",
+    "riscv/sv39/oas40/svpbmt/dirty",
 ];
 
 /// Checks a demonstration report: one row per table with consistent counts, only the
@@ -478,7 +486,7 @@ const DEMO_TABLES: [&str; 20] = [
 fn check_demo(text: &str, ops: u64) {
     for (label, levels) in DEMO_TABLES.iter().zip([
         "4", "4", "3", "3", "1->6", "4", "5", "2", "3", "5", "2", "2", "2", "3", "3", "5", "3",
-        "3", "3", "4",
+        "3", "3", "4", "4", "4", "3", "3", "1->6", "4", "3", "3",
     ]) {
         let row: Vec<&str> = text
             .lines()
@@ -486,12 +494,12 @@ fn check_demo(text: &str, ops: u64) {
             .unwrap_or_else(|| panic!("no row for {label} in:\n{text}"))
             .split_whitespace()
             .collect();
-        assert_eq!(row.len(), 13, "{row:?}");
+        assert_eq!(row.len(), 15, "{row:?}");
         let n = |i: usize| -> u64 { row[i].parse().expect("a number") };
         assert_eq!(row[1], levels, "{label} levels");
-        // ops = maps + unmaps + overlap attempts + cuts + protects; everything mapped
-        // is unmapped.
-        assert_eq!(n(2), n(3) + n(4) + n(5) + n(6) + n(7), "{label}: {row:?}");
+        // ops = maps + unmaps + overlap attempts + cuts + protects + device writes +
+        // dirty reads; everything mapped is unmapped.
+        assert_eq!(n(2), (3..=9).map(n).sum::<u64>(), "{label}: {row:?}");
         assert_eq!(n(3), n(4), "{label}: {row:?}");
         // The workload itself has `ops` steps; the teardown adds unmaps.
         assert!(
@@ -506,17 +514,21 @@ fn check_demo(text: &str, ops: u64) {
             n(6) > 0 || ops < 1000 || label.starts_with("dart"),
             "{label}: no cut"
         );
-        assert!(n(8) >= 3 * n(3), "{label}: too few lookups");
-        assert!(n(10) > 1, "{label}: the table never grew");
-        assert_eq!(row[11], "1", "{label}: table pages at the end");
-        assert!(n(12) > 0);
+        // Device writes and dirty reads on the tables with dirty tracking only.
+        let dirty = label.ends_with("/dirty");
+        assert_eq!(n(8) > 0, dirty, "{label}: device writes");
+        assert_eq!(n(9) > 0, dirty, "{label}: dirty reads");
+        assert!(n(10) >= 3 * n(3), "{label}: too few lookups");
+        assert!(n(12) > 1, "{label}: the table never grew");
+        assert_eq!(row[13], "1", "{label}: table pages at the end");
+        assert!(n(14) > 0);
     }
     assert!(text.contains("amdv1/dynamic-top: the top grew while in use:"));
     assert!(text.contains("  6 levels, root 0x"));
     assert!(
         text.lines()
             .last()
-            .is_some_and(|l| l.starts_with("all checks passed: 20 tables,")),
+            .is_some_and(|l| l.starts_with("all checks passed: 28 tables,")),
         "{text}"
     );
 }

@@ -1791,8 +1791,9 @@ pub struct CatalogueEntry {
     pub label: &'static str,
     /// The spec in canonical text form.
     pub text: &'static str,
-    /// Part of the short tour `iopt demo` takes: one table per format type and the
-    /// variants with a visibly different geometry.
+    /// Part of the short tour `iopt demo` takes: one table per format type, the
+    /// variants with a visibly different geometry, and one dirty-tracking table per
+    /// family that has dirty tracking (the demo's dirty steps run on those).
     pub demo: bool,
 }
 
@@ -1850,7 +1851,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     E::new("arm64-s1/64K/ias42", "arm64-s1:granule=64k,ias=42,oas=44"),
     E::new("arm64-s1/4K/ttbr1", "arm64-s1:ttbr1"),
     E::new("arm64-s1/4K/ias39/ttbr1", "arm64-s1:ias=39,ttbr1"),
-    E::new("arm64-s1/4K/dirty", "arm64-s1:dirty-tracking"),
+    E::demo("arm64-s1/4K/dirty", "arm64-s1:dirty-tracking"),
     E::new(
         "arm64-s1/16K/ttbr1/dirty",
         "arm64-s1:granule=16k,ttbr1,dirty-tracking",
@@ -1868,7 +1869,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     // ARM64 stage 2: concatenated top tables (2, 8 and 16), start levels, ias above oas.
     E::demo("arm64-s2/4K/ias40", "arm64-s2:ias=40"),
     E::new("arm64-s2/4K", "arm64-s2"),
-    E::new("arm64-s2/4K/dirty", "arm64-s2:dirty-tracking"),
+    E::demo("arm64-s2/4K/dirty", "arm64-s2:dirty-tracking"),
     E::new("arm64-s2/4K/bbml2", "arm64-s2:bbml=2"),
     E::new("arm64-s2/4K/ias32", "arm64-s2:ias=32,oas=40"),
     E::new("arm64-s2/4K/ias40/no-contig", "arm64-s2:ias=40,no-contig"),
@@ -1902,8 +1903,8 @@ static CATALOGUE: &[CatalogueEntry] = &[
     E::new("arm32-s1/ias30/oas32", "arm32-s1:ias=30,oas=32"),
     E::new("arm32-s1/ias30/oas36", "arm32-s1:ias=30,oas=36"),
     E::new("arm32-s1/ns/incoherent", "arm32-s1:ns,no-coherent-walk"),
-    E::new("arm32-s1/dirty", "arm32-s1:dirty-tracking"),
-    E::new("arm32-s2/ias40/dirty", "arm32-s2:ias=40,dirty-tracking"),
+    E::demo("arm32-s1/dirty", "arm32-s1:dirty-tracking"),
+    E::demo("arm32-s2/ias40/dirty", "arm32-s2:ias=40,dirty-tracking"),
     E::new("arm32-s1/bbml2", "arm32-s1:bbml=2"),
     E::demo("arm32-s2/ias40", "arm32-s2:ias=40"),
     E::new(
@@ -1928,7 +1929,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
         "amdv1:levels=4,oas=40,no-dynamic-top",
     ),
     E::new("amdv1/3-level/dirty", "amdv1:dirty-tracking"),
-    E::new("amdv1/dynamic-top/dirty", "amdv1:levels=1,dirty-tracking"),
+    E::demo("amdv1/dynamic-top/dirty", "amdv1:levels=1,dirty-tracking"),
     // x86-64: 4 and 5 levels, sign-extended or lower half only.
     E::demo("x86-64/4-level", "x86-64"),
     E::demo("x86-64/5-level", "x86-64:levels=5"),
@@ -1938,7 +1939,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
         "x86-64:levels=5,no-sign-extend",
     ),
     E::new("x86-64/4-level/oas40", "x86-64:oas=40"),
-    E::new("x86-64/4-level/dirty", "x86-64:dirty-tracking"),
+    E::demo("x86-64/4-level/dirty", "x86-64:dirty-tracking"),
     E::new(
         "x86-64/5-level/lower-half/dirty",
         "x86-64:levels=5,no-sign-extend,dirty-tracking",
@@ -1956,7 +1957,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
         "vtd-ss/4-level/no-2M/oas40/snoop/dirty",
         "vtd-ss:oas=40,no-2m,force-coherence,dirty-tracking",
     ),
-    E::new("vtd-ss/3-level/dirty", "vtd-ss:levels=3,dirty-tracking"),
+    E::demo("vtd-ss/3-level/dirty", "vtd-ss:levels=3,dirty-tracking"),
     E::new("vtd-ss/4-level/dirty", "vtd-ss:dirty-tracking"),
     E::new("vtd-ss/5-level/dirty", "vtd-ss:levels=5,dirty-tracking"),
     // Apple DART: v1 16K and 4K (four TTBRs), v2 on T8020 and T8110 registers, two and
@@ -1982,7 +1983,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
         "riscv:no-sign-extend,no-svnapot",
     ),
     E::new("riscv/sv57/lower-half", "riscv:levels=5,no-sign-extend"),
-    E::new(
+    E::demo(
         "riscv/sv39/oas40/svpbmt/dirty",
         "riscv:levels=3,oas=40,svpbmt,dirty-tracking",
     ),

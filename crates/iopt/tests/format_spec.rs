@@ -803,6 +803,23 @@ fn catalogue_covers_every_format_module_and_type() {
             );
         }
     }
+    // Every family with dirty tracking has a demonstration table that tracks dirty.
+    for family in FormatSpec::families() {
+        let of = |e: &&iopt::spec::CatalogueEntry| e.spec().name() == family.name();
+        let entries: Vec<_> = FormatSpec::catalogue().iter().filter(of).collect();
+        if entries
+            .iter()
+            .any(|e| e.spec().build().unwrap().tracks_dirty())
+        {
+            assert!(
+                entries
+                    .iter()
+                    .any(|e| e.demo && e.spec().build().unwrap().tracks_dirty()),
+                "the demo has no dirty-tracking table of {}",
+                family.name()
+            );
+        }
+    }
     // Every type the catalogue builds was found in the sources (the scan works).
     let distinct: BTreeSet<&str> = built.iter().map(|(_, t, _)| *t).collect();
     assert_eq!(distinct.len(), all_types, "{distinct:?}");
