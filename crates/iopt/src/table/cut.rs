@@ -600,23 +600,6 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
         Ok(table)
     }
 
-    /// A new leaf (as [`Format::make_leaf`] makes it) with the dirty state of the item it
-    /// replaces: marked dirty if that was dirty, else clean while tracking is on (as a
-    /// fresh map makes it, [`Self::leaf_template`]); while tracking is off, as made (on
-    /// ARM a writable-clean leaf would fault without hardware updates).
-    #[inline]
-    pub(super) fn stamp(&self, level: u32, pte: u64, dirty: bool) -> u64 {
-        if !self.fmt.tracks_dirty() {
-            pte
-        } else if dirty {
-            self.fmt.leaf_carry_dirty(level, pte)
-        } else if self.dirty_tracking() {
-            self.fmt.leaf_clean(level, pte)
-        } else {
-            pte
-        }
-    }
-
     /// Gives every leaf of `table` (at `level`) and below the dirty state `dirty`, with a
     /// compare-and-swap per entry (the tables may be live: a mark the hardware sets
     /// meanwhile is kept, since marking is what a dirty `true` does and a clean table is

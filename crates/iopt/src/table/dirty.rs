@@ -347,11 +347,31 @@ impl<F: Format, M: TableMemory, X: FlushOps> PageTable<F, M, X> {
     /// need pay nothing.
     #[inline(always)]
     pub(super) fn leaf_template(&self, level: u32, pa: u64, run_lg2: u32, prot: Prot) -> u64 {
-        let v = self.fmt.make_leaf(level, pa, run_lg2, prot);
+        self.fresh_leaf(level, self.fmt.make_leaf(level, pa, run_lg2, prot))
+    }
+
+    /// A leaf `v` as [`Format::make_leaf`] made it, given the dirty state of a fresh
+    /// mapping: writable-clean while tracking is on where the format needs it, else as
+    /// made (the D formats make their leaves clean; while ARM tracking is off a
+    /// writable-clean leaf would fault without hardware updates).
+    #[inline(always)]
+    pub(super) fn fresh_leaf(&self, level: u32, v: u64) -> u64 {
         if self.fmt.dirty_fresh_clean() && self.dirty_tracking() {
             self.clean_template(level, v)
         } else {
             v
+        }
+    }
+
+    /// A new leaf `v` (as [`Format::make_leaf`] made it) that replaces one whose dirty
+    /// record was `dirty` (a cut's pieces, a protect's rewrite): the record carried over
+    /// ([`Format::leaf_carry_dirty`]) if it was dirty, else fresh ([`Self::fresh_leaf`]).
+    #[inline]
+    pub(super) fn stamp(&self, level: u32, v: u64, dirty: bool) -> u64 {
+        if dirty && self.fmt.tracks_dirty() {
+            self.fmt.leaf_carry_dirty(level, v)
+        } else {
+            self.fresh_leaf(level, v)
         }
     }
 
